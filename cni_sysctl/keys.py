@@ -79,6 +79,19 @@ class Key:
         return hash(self.parts)
 
 
+def check_ifname(value: str) -> str | None:
+    """Why `value` cannot be an interface name (None when it can): the kernel's rules."""
+    if value == "":
+        return "empty"
+    if len(value.encode()) >= IFNAMSIZ:
+        return "longer than 15 bytes (IFNAMSIZ)"
+    if value in (".", ".."):
+        return "'.' and '..' are not interface names"
+    if any(c in "/:\x00" or c.isspace() for c in value):
+        return "contains '/', ':', NUL or whitespace"
+    return None
+
+
 def display(parts: tuple[str, ...]) -> str:
     """sysctl(8) spelling: dots, or slashes when a component (a dotted ifname) holds a dot."""
     if any("." in p for p in parts):

@@ -1,0 +1,3 @@
+from cni_sysctl.cli import main
+
+raise SystemExit(main())

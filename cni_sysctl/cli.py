@@ -1,0 +1,163 @@
+"""The only edge: dispatch on CNI_COMMAND or an operator subcommand, apply the version gates,
+map every failure to a CNI error object. The only module that prints or returns an exit code.
+
+stdout carries exactly one JSON document (a result, version info or an error object); logs go
+to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+from .errors import CniError, ErrorCode, VersionError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import BinaryIO, TextIO
+
+ABOUT = "cni-sysctl v{version}: sets network sysctls inside a container's network namespace (CNI meta plugin)"
+USAGE = """\
+{about}
+CNI protocol versions supported: {versions}
+
+As a CNI plugin it is run by a container runtime with CNI_COMMAND set; chain it after an
+interface-creating plugin in a conflist: {{"type": "cni-sysctl", "sysctl": [...]}}.
+Operator commands:
+  cni-sysctl install [--bin-dir DIR]    place the cni-sysctl executable in DIR (/opt/cni/bin)
+  cni-sysctl explain [FILE] [--ifname NAME]
+                                        show what a config (or conflist) would write
+  cni-sysctl --version
+"""
+
+
+def _dump(obj: object) -> str:
+    import json
+
+    return json.dumps(obj, indent=2)
+
+
+def _error_version(data: bytes) -> str:
+    """The cniVersion to put in an error object: the config's when it has a usable one."""
+    from .config import SUPPORTED_VERSIONS
+
+    try:
+        import json
+
+        version = json.loads(data).get("cniVersion")
+    except (ValueError, AttributeError):
+        return SUPPORTED_VERSIONS[-1]
+    return version if isinstance(version, str) and version else SUPPORTED_VERSIONS[-1]
+
+
+def _at_least(version: str, floor: str, command: str) -> None:
+    from .config import version_tuple
+
+    if version_tuple(version) < version_tuple(floor):
+        raise VersionError(f"config version {version} does not allow {command}", f"{command} needs cniVersion >= {floor}")
+
+
+def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
+    from . import commands
+    from .config import SUPPORTED_VERSIONS, cni_version_of, decode, parse_config
+    from .request import read_request
+
+    def log(msg: str) -> None:
+        stderr.write(f"cni-sysctl: {msg}\n")
+
+    req = read_request(environ)
+    cmd = req.command
+    if cmd == "VERSION":
+        version = SUPPORTED_VERSIONS[-1]
+        if data.strip():
+            obj = decode(data)
+            v = obj.get("cniVersion")
+            if isinstance(v, str) and v:
+                version = v
+        stdout.write(_dump(commands.cmd_version(version)) + "\n")
+        return 0
+    if cmd in ("CHECK", "STATUS", "GC"):
+        obj = decode(data)
+        version = cni_version_of(obj)
+        _at_least(version, "0.4.0" if cmd == "CHECK" else "1.1.0", cmd)
+    config = parse_config(data, need_prev_result=cmd == "ADD")
+    if cmd == "ADD":
+        out = commands.cmd_add(req, config, log)
+        stdout.write(_dump(out) + "\n")
+    elif cmd == "CHECK":
+        commands.cmd_check(req, config, log)
+    elif cmd == "DEL":
+        commands.cmd_del(req, config, log)
+    elif cmd == "STATUS":
+        commands.cmd_status(config, log)
+    elif cmd == "GC":
+        commands.cmd_gc(config, log)
+    return 0
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+
+    if argv and not environ.get("CNI_COMMAND"):
+        return _operator(argv, stdin, stdout, stderr)
+    if not environ.get("CNI_COMMAND"):
+        from .config import SUPPORTED_VERSIONS
+
+        stderr.write(USAGE.format(about=ABOUT.format(version=__version__), versions=", ".join(SUPPORTED_VERSIONS)))
+        return 0
+
+    data = b""
+    try:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        try:
+            data = stream.read()
+        except OSError as exc:
+            raise CniError(f"cannot read the network configuration from stdin: {exc}", code=ErrorCode.IO_FAILURE) from None
+        return run_cni(environ, data, stdout, stderr)
+    except CniError as err:
+        stdout.write(_dump(err.to_json(_error_version(data))) + "\n")
+        stderr.write(f"cni-sysctl: error {int(err.code)}: {err.msg}\n")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the one place anything unexpected is mapped
+        import traceback
+
+        traceback.print_exc(file=stderr)
+        internal = CniError(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "an unexpected failure in cni-sysctl (please report it); run the plugin by hand to see its traceback",
+        )
+        stdout.write(_dump(internal.to_json(_error_version(data))) + "\n")
+        return 1
+
+
+def _operator(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO) -> int:
+    from .config import SUPPORTED_VERSIONS
+
+    sub = argv[0]
+    if sub in ("-h", "--help", "help"):
+        stdout.write(USAGE.format(about=ABOUT.format(version=__version__), versions=", ".join(SUPPORTED_VERSIONS)))
+        return 0
+    if sub == "--version":
+        stdout.write(f"cni-sysctl {__version__} (CNI {', '.join(SUPPORTED_VERSIONS)})\n")
+        return 0
+    if sub == "install":
+        from . import install
+
+        return install.main(argv[1:], stdout, stderr)
+    if sub == "explain":
+        from . import explain
+
+        return explain.main(argv[1:], stdin, stdout, stderr)
+    stderr.write(f"cni-sysctl: unknown command {sub!r}; run 'cni-sysctl --help'\n")
+    return 2

@@ -1,0 +1,124 @@
+"""The CNI commands: orchestrate the pipeline, return data. No printing, no exit codes.
+
+request/config -> keys -> policy -> plan -> (netns: procsys, link) -> result.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import policy, procsys, result
+from .config import DEFAULT_POLICY, SUPPORTED_VERSIONS, Config
+from .errors import CheckMismatchError, CniError, LinkNotFoundError, NotAvailableError, RollbackError
+from .netns import NetnsEntered
+from .plan import Plan, build_plan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .request import Request
+    from .result import Expected
+
+    Log = Callable[[str], None]
+
+
+def _plan(req: Request, config: Config) -> Plan:
+    prev = config.prev_result
+    if prev is not None:
+        result.validate(prev)
+    ifnames = result.container_ifnames(prev, req.ifname)
+    return build_plan(config, ifnames)
+
+
+def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
+    """Validate everything, then write inside the netns; returns prevResult unchanged."""
+    assert config.prev_result is not None  # parse_config(need_prev_result=True)
+    plan = _plan(req, config)
+    policy.check_untrusted(config.untrusted, config.policy)
+    if plan.writes:
+        expected = result.expected_state(config.prev_result, plan.ifnames)
+        with NetnsEntered(req.netns):
+            _apply(plan, expected, log)
+    return result.convert(config.prev_result, config.cni_version)
+
+
+def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
+    from . import link
+
+    arrived_down = [i for i in plan.ifnames if not link.is_up(i)]
+    resolved = procsys.resolve(plan.writes)
+    # A link that arrived down is written while down and then brought up; the Bounce records
+    # its state, so a failure returns it to down.
+    bounce_ifnames = plan.bounce_ifnames + [i for i in arrived_down if i not in plan.bounce_ifnames]
+    journal = procsys.Journal()
+    bounce = None
+    try:
+        if bounce_ifnames:
+            bounce = link.Bounce(bounce_ifnames, expected)
+            bounce.down()
+        for note in procsys.apply(resolved, journal):
+            log(note)
+        if bounce is not None:
+            bounce.up()
+    except BaseException as exc:
+        problems: list[str] = []
+        try:
+            for note in journal.rollback():
+                log(note)
+        except RollbackError as err:
+            problems.append(err.msg)
+        if bounce is not None:
+            try:
+                bounce.restore()
+            except CniError as err:
+                problems.append(err.msg)
+        if problems:
+            first = exc.msg if isinstance(exc, CniError) else repr(exc)
+            raise RollbackError(f"{first}; rollback failed too: {'; '.join(problems)}") from exc
+        raise
+
+
+def cmd_check(req: Request, config: Config, log: Log) -> None:
+    plan = _plan(req, config)
+    with NetnsEntered(req.netns):
+        from . import link
+
+        gone: list[str] = []
+        for ifname in plan.ifnames:
+            try:
+                link.is_up(ifname)
+            except LinkNotFoundError:
+                gone.append(ifname)
+        if gone:
+            raise CheckMismatchError(
+                f"interface {', '.join(gone)} missing from the container netns",
+                "the attachment's interface was deleted or renamed after ADD",
+            )
+        wrong = procsys.mismatches(plan.writes)
+    if wrong:
+        raise CheckMismatchError("sysctl differs from the configuration: " + "; ".join(wrong))
+
+
+def cmd_del(req: Request, config: Config, log: Log) -> None:
+    """Nothing to undo: per-interface values go with the interface and netns-wide ones with the
+    netns, so DEL keeps no state, never enters (or creates) CNI_NETNS and always succeeds."""
+
+
+def cmd_status(config: Config, log: Log) -> None:
+    """Ready when the policy file, if any, is readable and valid."""
+    path = config.policy
+    if not config.policy_explicit and not os.path.exists(DEFAULT_POLICY):
+        return
+    try:
+        policy.load(path)
+    except CniError as err:
+        raise NotAvailableError(err.msg, err.details) from None
+
+
+def cmd_gc(config: Config, log: Log) -> None:
+    """The plugin keeps no state, so there is nothing to collect."""
+
+
+def cmd_version(cni_version: str) -> dict[str, object]:
+    return {"cniVersion": cni_version, "supportedVersions": list(SUPPORTED_VERSIONS)}

@@ -1,0 +1,197 @@
+"""stdin JSON -> a typed plugin configuration.
+
+Every sysctl entry is tagged with where it came from: the conflist (trusted, written by the
+node's administrator) or the runtime (``args.cni.sysctl``, ``runtimeConfig.sysctl``: untrusted,
+per attachment, checked against the policy).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
+from .keys import Key, check_value, parse_key
+from .request import ID_RE
+
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+LINK_BOUNCE_MODES = ("auto", "always", "never")
+DEFAULT_POLICY = "/etc/cni/cni-sysctl.yaml"
+
+SOURCE_CONFLIST = "sysctl"
+SOURCE_ARGS = "args.cni.sysctl"
+SOURCE_RUNTIME = "runtimeConfig.sysctl"
+UNTRUSTED_SOURCES = (SOURCE_ARGS, SOURCE_RUNTIME)
+
+# Fields of ours a slip of the keyboard could miss; an unknown look-alike is refused (code 2)
+# rather than silently ignored.
+_OWN_FIELDS = ("sysctl", "linkBounce", "policy")
+
+
+class Entry:
+    """One requested sysctl, in declared order."""
+
+    __slots__ = ("key", "value", "source")
+
+    def __init__(self, key: Key, value: str, source: str) -> None:
+        self.key = key
+        self.value = value
+        self.source = source
+
+    @property
+    def trusted(self) -> bool:
+        return self.source not in UNTRUSTED_SOURCES
+
+    def __repr__(self) -> str:
+        return f"Entry({self.key.text!r}={self.value!r} from {self.source})"
+
+
+class Config:
+    __slots__ = ("cni_version", "name", "entries", "link_bounce", "policy", "policy_explicit", "prev_result")
+
+    def __init__(
+        self,
+        cni_version: str,
+        name: str,
+        entries: list[Entry],
+        link_bounce: str,
+        policy: str,
+        policy_explicit: bool,
+        prev_result: dict[str, object] | None,
+    ) -> None:
+        self.cni_version = cni_version
+        self.name = name
+        self.entries = entries
+        self.link_bounce = link_bounce
+        self.policy = policy
+        self.policy_explicit = policy_explicit
+        self.prev_result = prev_result
+
+    @property
+    def untrusted(self) -> list[Entry]:
+        return [e for e in self.entries if not e.trusted]
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        raise DecodingError(f"cniVersion {version!r} is not a version number") from None
+
+
+def decode(data: bytes) -> dict[str, object]:
+    """Decode the stdin bytes into a JSON object (code 6 when that fails)."""
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise DecodingError("network configuration on stdin is not valid JSON", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise DecodingError("network configuration on stdin must be a JSON object")
+    return obj
+
+
+def cni_version_of(obj: dict[str, object]) -> str:
+    version = obj.get("cniVersion")
+    if version is None or version == "":
+        raise VersionError(
+            "cniVersion missing from the network configuration",
+            f"this plugin supports {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    if not isinstance(version, str):
+        raise DecodingError(f"cniVersion {version!r} must be a string")
+    if version not in SUPPORTED_VERSIONS:
+        version_tuple(version)
+        raise VersionError(
+            f"incompatible CNI versions: config is {version!r}",
+            f"this plugin supports {', '.join(SUPPORTED_VERSIONS)}",
+        )
+    return version
+
+
+def _entries(raw: object, source: str) -> list[Entry]:
+    if raw is None:
+        return []
+    out: list[Entry] = []
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        items = []
+        for item in raw:
+            if not isinstance(item, str) or "=" not in item:
+                raise ConfigError(
+                    f"{source}: list item {item!r} is not a \"key=value\" string",
+                    'write list items as "ipv6.conf.accept_ra=2"',
+                )
+            k, _, v = item.partition("=")
+            items.append((k.strip(), v.strip()))
+    else:
+        raise ConfigError(
+            f"{source} must be an object or a list of \"key=value\" strings, not {type(raw).__name__}",
+            'e.g. {"ipv6.conf.accept_ra": "2"} or ["ipv6.conf.accept_ra=2"]',
+        )
+    for k, v in items:
+        key = parse_key(k)
+        out.append(Entry(key, check_value(k, v), source))
+    return out
+
+
+def _nested(obj: dict[str, object], *path: str) -> object:
+    cur: object = obj
+    for p in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(p)
+    return cur
+
+
+def parse_config(data: bytes, *, need_prev_result: bool = False) -> Config:
+    obj = decode(data)
+    version = cni_version_of(obj)
+    name = obj.get("name")
+    if not isinstance(name, str) or name == "":
+        raise ConfigError("missing network name", 'set "name" in the conflist')
+    if not ID_RE.match(name):
+        raise ConfigError(
+            f"invalid network name {name!r}",
+            "names hold only letters, digits, '_', '.', '-' and start with a letter or digit",
+        )
+    for field in obj:
+        folded = field.lower().rstrip("s")
+        for own in _OWN_FIELDS:
+            if field != own and folded == own.lower():
+                raise UnsupportedFieldError(
+                    f"unsupported field {field!r}: {json.dumps(obj[field])[:80]}",
+                    f"did you mean {own!r}?",
+                )
+
+    link_bounce = obj.get("linkBounce", "auto")
+    if link_bounce not in LINK_BOUNCE_MODES:
+        raise ConfigError(
+            f"linkBounce {link_bounce!r} is not one of {', '.join(LINK_BOUNCE_MODES)}",
+            "auto bounces the link only when a key needs it",
+        )
+    policy = obj.get("policy")
+    if policy is not None and (not isinstance(policy, str) or not policy.startswith("/")):
+        raise ConfigError(f"policy {policy!r} must be an absolute path to a YAML file")
+
+    entries = _entries(obj.get("sysctl"), SOURCE_CONFLIST)
+    entries += _entries(_nested(obj, "args", "cni", "sysctl"), SOURCE_ARGS)
+    entries += _entries(_nested(obj, "runtimeConfig", "sysctl"), SOURCE_RUNTIME)
+
+    prev = obj.get("prevResult")
+    if prev is not None and not isinstance(prev, dict):
+        raise ConfigError("prevResult must be a JSON object")
+    if need_prev_result and prev is None:
+        raise ConfigError(
+            "prevResult missing: cni-sysctl is a chained plugin",
+            "place it after an interface-creating plugin (bridge, macvlan, ipvlan, ptp, "
+            "host-device, vlan) in a conflist",
+        )
+    return Config(
+        cni_version=version,
+        name=name,
+        entries=entries,
+        link_bounce=str(link_bounce),
+        policy=policy if isinstance(policy, str) else DEFAULT_POLICY,
+        policy_explicit=policy is not None,
+        prev_result=prev,
+    )

@@ -1,0 +1,81 @@
+"""`cni-sysctl install`: place the plugin executable in the CNI bin directory.
+
+Runtimes start plugins with almost no environment, from any directory. The launcher written
+here names its interpreter by absolute path, runs it isolated and without the site module
+(`-IS`: no PYTHONPATH, no user site, no .pth crawl), and puts exactly the directories that hold
+cni_sysctl and its dependencies on sys.path. No entry-point scanning happens at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+DEFAULT_BIN_DIR = "/opt/cni/bin"
+NAME = "cni-sysctl"
+_DEPENDENCIES = ("cni_sysctl", "pyroute2", "yaml", "netaddr")
+
+LAUNCHER = """\
+#!{python} -IS
+# cni-sysctl CNI plugin launcher, written by `cni-sysctl install`; rerun it after upgrading.
+import sys
+sys.path[:0] = {paths!r}
+from cni_sysctl.cli import main
+raise SystemExit(main())
+"""
+
+
+def search_paths() -> list[str]:
+    """The import roots of cni_sysctl and its runtime dependencies, in this interpreter."""
+    from importlib.util import find_spec
+
+    paths: list[str] = []
+    for name in _DEPENDENCIES:
+        spec = find_spec(name)
+        if spec is None or spec.origin is None:
+            raise SystemExit(f"cni-sysctl install: {name} is not importable by {sys.executable}")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+        if root not in paths:
+            paths.append(root)
+    return paths
+
+
+def launcher_text(python: str, paths: list[str]) -> str:
+    return LAUNCHER.format(python=python, paths=paths)
+
+
+def install(bin_dir: str, python: str | None = None) -> str:
+    python = python or sys.executable
+    os.makedirs(bin_dir, exist_ok=True)
+    target = os.path.join(bin_dir, NAME)
+    tmp = f"{target}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(launcher_text(python, search_paths()))
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
+    return target
+
+
+def main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    bin_dir = DEFAULT_BIN_DIR
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--bin-dir" and args:
+            bin_dir = args.pop(0)
+        elif arg.startswith("--bin-dir="):
+            bin_dir = arg.split("=", 1)[1]
+        else:
+            stderr.write("usage: cni-sysctl install [--bin-dir DIR]\n")
+            return 2
+    try:
+        target = install(bin_dir)
+    except OSError as exc:
+        stderr.write(f"cni-sysctl install: cannot write to {bin_dir}: {exc.strerror}\n")
+        return 1
+    stdout.write(f"installed {target} (interpreter {sys.executable})\n")
+    return 0

@@ -1,0 +1,117 @@
+"""The CNI_* environment, read through one table.
+
+Each row names a variable, the commands that require it and a validator. Every missing or
+invalid variable of a request is reported together, in one error (CNI code 4).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import EnvironmentVariableError
+from .keys import check_ifname
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+
+
+def _container_id(value: str) -> str | None:
+    if ID_RE.match(value):
+        return None
+    return "must start with a letter or digit and hold only letters, digits, '_', '.', '-'"
+
+
+def _netns(value: str) -> str | None:
+    if not value.startswith("/"):
+        return "must be an absolute path (e.g. /var/run/netns/NAME or /proc/PID/ns/net)"
+    return None
+
+
+def _cni_args(value: str) -> str | None:
+    for pair in value.split(";"):
+        if pair and "=" not in pair:
+            return f"{pair!r} is not KEY=VALUE"
+    return None
+
+
+def _command(value: str) -> str | None:
+    if value not in COMMANDS:
+        return f"unknown command {value!r}; expected one of {', '.join(COMMANDS)}"
+    return None
+
+
+# variable, commands that require it, validator
+_TABLE: tuple[tuple[str, frozenset[str], Callable[[str], str | None] | None], ...] = (
+    ("CNI_COMMAND", frozenset(COMMANDS), _command),
+    ("CNI_CONTAINERID", frozenset(("ADD", "DEL", "CHECK")), _container_id),
+    ("CNI_NETNS", frozenset(("ADD", "CHECK")), _netns),
+    ("CNI_IFNAME", frozenset(("ADD", "DEL", "CHECK")), check_ifname),
+    ("CNI_ARGS", frozenset(), _cni_args),
+    ("CNI_PATH", frozenset(("ADD", "DEL", "CHECK", "GC")), None),
+)
+
+
+class Request:
+    """The validated CNI_* variables of one invocation."""
+
+    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str,
+        netns: str,
+        ifname: str,
+        args: dict[str, str],
+        path: str,
+    ) -> None:
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = args
+        self.path = path
+
+
+def read_request(environ: Mapping[str, str]) -> Request:
+    command = environ.get("CNI_COMMAND", "")
+    missing: list[str] = []
+    invalid: list[str] = []
+    values: dict[str, str] = {}
+    for name, required_by, validate in _TABLE:
+        value = environ.get(name, "")
+        values[name] = value
+        if value == "":
+            if command in required_by or name == "CNI_COMMAND":
+                missing.append(name)
+            continue
+        if validate is not None:
+            problem = validate(value)
+            if problem is not None:
+                invalid.append(f"{name}: {problem}")
+    if missing or invalid:
+        parts = []
+        if missing:
+            parts.append(f"required environment variables missing: {', '.join(missing)}")
+        if invalid:
+            parts.append("invalid environment variables: " + "; ".join(invalid))
+        names = missing + [i.split(":", 1)[0] for i in invalid]
+        raise EnvironmentVariableError("; ".join(parts), f"variables: {', '.join(names)}")
+    args: dict[str, str] = {}
+    for pair in values["CNI_ARGS"].split(";"):
+        if pair:
+            k, _, v = pair.partition("=")
+            args[k] = v
+    return Request(
+        command=command,
+        container_id=values["CNI_CONTAINERID"],
+        netns=values["CNI_NETNS"],
+        ifname=values["CNI_IFNAME"],
+        args=args,
+        path=values["CNI_PATH"],
+    )

@@ -1,0 +1,178 @@
+"""The edge, driven with a dict environment and in-memory streams."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from cni_sysctl.cli import main
+
+ENV = {
+    "CNI_COMMAND": "ADD",
+    "CNI_CONTAINERID": "c1",
+    "CNI_NETNS": "/var/run/netns/cni-sysctl-does-not-exist",
+    "CNI_IFNAME": "eth0",
+    "CNI_PATH": "/opt/cni/bin",
+}
+PREV = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/x"}], "ips": []}
+
+
+def run(env: dict[str, str], config: object | bytes, argv: list[str] | None = None) -> tuple[int, str, str]:
+    data = config if isinstance(config, bytes) else json.dumps(config).encode()
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv or [], env, io.BytesIO(data), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def conf(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"cniVersion": "1.0.0", "name": "n", "type": "cni-sysctl", "prevResult": PREV}
+    base.update(fields)
+    return base
+
+
+def error_object(out: str) -> dict[str, object]:
+    obj = json.loads(out)
+    assert set(obj) >= {"cniVersion", "code", "msg"}
+    return obj  # type: ignore[no-any-return]
+
+
+def test_no_command_prints_about_with_versions_on_stderr() -> None:
+    code, out, err = run({}, b"")
+    assert code == 0
+    assert out == ""
+    assert "CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_version_command(version: str) -> None:
+    code, out, _ = run({"CNI_COMMAND": "VERSION"}, {"cniVersion": version})
+    assert code == 0
+    assert json.loads(out) == {"cniVersion": version, "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
+
+
+def test_missing_env_is_code_4_naming_all() -> None:
+    code, out, _ = run({"CNI_COMMAND": "ADD"}, conf())
+    assert code == 1
+    obj = error_object(out)
+    assert obj["code"] == 4
+    for name in ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"):
+        assert name in str(obj["msg"])
+
+
+def test_malformed_json_is_code_6() -> None:
+    code, out, _ = run(ENV, b"{oops")
+    assert code == 1
+    assert error_object(out)["code"] == 6
+
+
+def test_unsupported_version_is_code_1_in_config_version() -> None:
+    code, out, _ = run(ENV, conf(cniVersion="0.2.0"))
+    obj = error_object(out)
+    assert (code, obj["code"], obj["cniVersion"]) == (1, 1, "0.2.0")
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [("kernel.core_pattern", 7), ("net.ipv6.conf.eth0.accept_ra", 7), ("ipv4.conf../..", 7)],
+)
+def test_rejected_keys_are_error_objects_before_any_netns_access(key: str, code: int) -> None:
+    # CNI_NETNS does not exist: a rejection must come before the plugin tries to enter it.
+    rc, out, err = run(ENV, conf(sysctl={key: "1"}))
+    obj = error_object(out)
+    assert rc == 1
+    assert obj["code"] == code
+    assert key in str(obj["msg"])
+    assert "Traceback" not in err
+
+
+def test_add_without_prev_result_is_code_7() -> None:
+    cfg = conf(sysctl={"net.core.somaxconn": "1"})
+    del cfg["prevResult"]
+    rc, out, _ = run(ENV, cfg)
+    assert (rc, error_object(out)["code"]) == (1, 7)
+
+
+def test_add_into_missing_netns_is_code_3() -> None:
+    rc, out, _ = run(ENV, conf(sysctl={"net.core.somaxconn": "1"}))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 3)
+    assert "cni-sysctl-does-not-exist" in str(obj["msg"])
+
+
+def test_untrusted_without_policy_is_code_100() -> None:
+    rc, out, _ = run(ENV, conf(policy="/nonexistent/cni-sysctl.yaml", runtimeConfig={"sysctl": ["ipv6.conf.accept_ra=0"]}))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 100)
+    assert "ipv6.conf.accept_ra" in str(obj["msg"])
+    assert "/nonexistent/cni-sysctl.yaml" in str(obj["msg"])
+
+
+def test_add_with_nothing_to_write_passes_prev_result_through_converted() -> None:
+    rc, out, _ = run(ENV, conf(cniVersion="0.4.0"))
+    assert rc == 0
+    assert json.loads(out)["cniVersion"] == "0.4.0"
+
+
+def test_del_succeeds_without_netns_and_prints_nothing() -> None:
+    env = dict(ENV, CNI_COMMAND="DEL")
+    del env["CNI_NETNS"]
+    assert run(env, conf(sysctl={"net.core.somaxconn": "1"})) [:2] == (0, "")
+
+
+def test_del_with_vanished_netns_succeeds() -> None:
+    assert run(dict(ENV, CNI_COMMAND="DEL"), conf())[:2] == (0, "")
+
+
+def test_check_needs_0_4_0() -> None:
+    rc, out, _ = run(dict(ENV, CNI_COMMAND="CHECK"), conf(cniVersion="0.3.1"))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 1)
+    assert "CHECK" in str(obj["msg"])
+
+
+@pytest.mark.parametrize("command", ["STATUS", "GC"])
+def test_status_and_gc_need_1_1_0(command: str) -> None:
+    env = {"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin"}
+    rc, out, _ = run(env, conf(cniVersion="1.0.0"))
+    assert (rc, error_object(out)["code"]) == (1, 1)
+    assert run(env, conf(cniVersion="1.1.0", policy="/nonexistent.yaml" if command == "GC" else None))[:2] in ((0, ""),) or command == "STATUS"
+
+
+def test_status_ready_without_policy() -> None:
+    cfg = conf(cniVersion="1.1.0")
+    assert run({"CNI_COMMAND": "STATUS"}, cfg)[:2] == (0, "")
+
+
+def test_status_not_available_with_broken_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "p.yaml"
+    bad.write_text("allow: [")
+    rc, out, _ = run({"CNI_COMMAND": "STATUS"}, conf(cniVersion="1.1.0", policy=str(bad)))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 50)
+    assert str(bad) in str(obj["msg"])
+
+
+def test_unexpected_exception_is_999_with_traceback_on_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cni_sysctl.commands
+
+    def boom(*a: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cni_sysctl.commands, "cmd_gc", boom)
+    rc, out, err = run({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, conf(cniVersion="1.1.0"))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 999)
+    assert "Traceback" in err and "kaboom" in err
+    assert "Traceback" not in out
+
+
+def test_explain_shows_expanded_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}, {"type": "cni-sysctl", "sysctl": ["ipv6.conf.addr_gen_mode=1", "net.core.somaxconn=10"]}]}))
+    code, out, _ = run({}, b"", ["explain", str(f), "--ifname", "eth0.100"])
+    assert code == 0
+    assert "net/ipv6/conf/eth0.100/addr_gen_mode = 1   [needs link bounce]" in out
+    assert "net.core.somaxconn = 10" in out
