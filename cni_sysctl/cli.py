@@ -56,7 +56,9 @@ def _at_least(version: str, floor: str, command: str) -> None:
     from .config import version_tuple
 
     if version_tuple(version) < version_tuple(floor):
-        raise VersionError(f"config version {version} does not allow {command}", f"{command} needs cniVersion >= {floor}")
+        raise VersionError(
+            f"config version {version} does not allow {command}", f"{command} needs cniVersion >= {floor}"
+        )
 
 
 def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
@@ -123,7 +125,9 @@ def main(
         try:
             data = stream.read()
         except OSError as exc:
-            raise CniError(f"cannot read the network configuration from stdin: {exc}", code=ErrorCode.IO_FAILURE) from None
+            raise CniError(
+                f"cannot read the network configuration from stdin: {exc}", code=ErrorCode.IO_FAILURE
+            ) from None
         return run_cni(environ, data, stdout, stderr)
     except CniError as err:
         stdout.write(_dump(err.to_json(_error_version(data))) + "\n")

@@ -118,14 +118,14 @@ def _entries(raw: object, source: str) -> list[Entry]:
         for item in raw:
             if not isinstance(item, str) or "=" not in item:
                 raise ConfigError(
-                    f"{source}: list item {item!r} is not a \"key=value\" string",
+                    f'{source}: list item {item!r} is not a "key=value" string',
                     'write list items as "ipv6.conf.accept_ra=2"',
                 )
             k, _, v = item.partition("=")
             items.append((k.strip(), v.strip()))
     else:
         raise ConfigError(
-            f"{source} must be an object or a list of \"key=value\" strings, not {type(raw).__name__}",
+            f'{source} must be an object or a list of "key=value" strings, not {type(raw).__name__}',
             'e.g. {"ipv6.conf.accept_ra": "2"} or ["ipv6.conf.accept_ra=2"]',
         )
     for k, v in items:

@@ -71,5 +71,8 @@ def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
         suffix = f"   [{'; '.join(flags)}]" if flags else ""
         stdout.write(f"{write.name} = {write.value}{suffix}\n")
     if plan.bounce_ifnames:
-        stdout.write(f"link bounce ({plan.link_bounce}): {', '.join(plan.bounce_ifnames)} set down, written, set up, addresses and routes restored\n")
+        stdout.write(
+            f"link bounce ({plan.link_bounce}): {', '.join(plan.bounce_ifnames)} set down, written, "
+            "set up, addresses and routes restored\n"
+        )
     return 0

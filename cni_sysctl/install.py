@@ -55,7 +55,7 @@ def install(bin_dir: str, python: str | None = None) -> str:
     tmp = f"{target}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(launcher_text(python, search_paths()))
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, 0o755)  # noqa: S103 - a plugin executable, as the others in the CNI bin dir
     os.replace(tmp, target)
     return target
 

@@ -62,7 +62,7 @@ class Key:
         if self.ifname_index is None:
             return self.parts
         i = self.ifname_index
-        return self.parts[:i] + (ifname,) + self.parts[i + 1 :]
+        return (*self.parts[:i], ifname, *self.parts[i + 1 :])
 
     @property
     def canonical(self) -> str:
@@ -110,8 +110,7 @@ def _split(key: str) -> tuple[list[str], bool]:
             raise _reject(
                 key,
                 "absolute paths are not keys",
-                "write the key relative to /proc/sys, e.g. net/ipv4/tcp_keepalive_time or "
-                "net.ipv4.tcp_keepalive_time",
+                "write the key relative to /proc/sys, e.g. net/ipv4/tcp_keepalive_time or net.ipv4.tcp_keepalive_time",
             )
         return key.split("/"), True
     return key.split("."), False
@@ -141,8 +140,7 @@ def _check_component(key: str, comp: str, slash: bool, ifname_slot: bool) -> Non
             raise _reject(
                 key,
                 "mixes '.' and '/' separators",
-                "use one separator throughout: net.ipv4.conf.IFNAME.rp_filter or "
-                "net/ipv4/conf/IFNAME/rp_filter",
+                "use one separator throughout: net.ipv4.conf.IFNAME.rp_filter or net/ipv4/conf/IFNAME/rp_filter",
             )
         raise _reject(key, f"character {c!r} is not allowed in a sysctl key")
 
@@ -170,7 +168,7 @@ def parse_key(raw: object) -> Key:
         return _parse_short(key, comps, slash)
 
     if head != "net":
-        for i, c in enumerate(comps):
+        for c in comps:
             _check_component(key, c, slash, False)
         if head in TABLES and len(comps) == 2:
             raise _reject(
@@ -199,15 +197,13 @@ def parse_key(raw: object) -> Key:
         raise _reject(
             key,
             f"{'/'.join(comps)} is a directory, not a sysctl (no device component)",
-            f"did you mean the short form {fam}.{table}.{param} or "
-            f"net.{fam}.{table}.{PLACEHOLDER}.{param}?",
+            f"did you mean the short form {fam}.{table}.{param} or net.{fam}.{table}.{PLACEHOLDER}.{param}?",
         )
     if len(comps) != 5:
         raise _reject(
             key,
             f"per-interface keys have one device and one parameter: net.{fam}.{table}.DEVICE.PARAM",
-            f"did you mean the short form {fam}.{table}.{comps[-1]} or "
-            f"net.{fam}.{table}.{PLACEHOLDER}.{comps[-1]}?",
+            f"did you mean the short form {fam}.{table}.{comps[-1]} or net.{fam}.{table}.{PLACEHOLDER}.{comps[-1]}?",
         )
     device, param = comps[3], comps[4]
     if device == PLACEHOLDER:
@@ -224,7 +220,7 @@ def parse_key(raw: object) -> Key:
 
 def _parse_short(key: str, comps: list[str], slash: bool) -> Key:
     fam = comps[0]
-    for i, c in enumerate(comps):
+    for c in comps:
         _check_component(key, c, slash, False)
     if len(comps) == 3 and comps[1] in TABLES:
         return Key(key, ("net", fam, comps[1], PLACEHOLDER, comps[2]), 3)

@@ -77,8 +77,7 @@ class NetnsEntered:
                 self._origin = -1
                 raise CniError(
                     f"cannot enter network namespace {self.path}: {exc.strerror}",
-                    "CNI_NETNS must name a network namespace file such as /var/run/netns/NAME "
-                    "or /proc/PID/ns/net",
+                    "CNI_NETNS must name a network namespace file such as /var/run/netns/NAME or /proc/PID/ns/net",
                     code=ErrorCode.INVALID_ENVIRONMENT,
                 ) from None
         finally:
@@ -94,9 +93,7 @@ class NetnsEntered:
         try:
             _setns(self._origin, CLONE_NEWNET)
         except OSError as err:
-            raise FatalNetnsError(
-                "cannot return to the original network namespace", str(err)
-            ) from err
+            raise FatalNetnsError("cannot return to the original network namespace", str(err)) from err
         finally:
             os.close(self._origin)
             self._origin = -1

@@ -78,7 +78,7 @@ class Policy:
             raise PolicyDeniedError(
                 f"policy {self.path} does not allow: " + ", ".join(denied),
                 f"ask the node administrator to add an allow rule to {self.path}, or move the "
-                "key into the conflist's \"sysctl\"",
+                'key into the conflist\'s "sysctl"',
             )
 
 

@@ -184,9 +184,7 @@ def same_value(param: str, found: str, wanted: str) -> bool:
         import socket
 
         try:
-            return socket.inet_pton(socket.AF_INET6, found.strip()) == socket.inet_pton(
-                socket.AF_INET6, wanted.strip()
-            )
+            return socket.inet_pton(socket.AF_INET6, found.strip()) == socket.inet_pton(socket.AF_INET6, wanted.strip())
         except OSError:
             return False
     return False

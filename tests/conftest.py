@@ -34,7 +34,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def run(*cmd: str, ns: str | None = None, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *cmd: str, ns: str | None = None, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
     return subprocess.run(argv, check=check, capture_output=True, text=True, input=input)
 

@@ -50,7 +50,10 @@ def test_no_command_prints_about_with_versions_on_stderr() -> None:
 def test_version_command(version: str) -> None:
     code, out, _ = run({"CNI_COMMAND": "VERSION"}, {"cniVersion": version})
     assert code == 0
-    assert json.loads(out) == {"cniVersion": version, "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}
+    assert json.loads(out) == {
+        "cniVersion": version,
+        "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    }
 
 
 def test_missing_env_is_code_4_naming_all() -> None:
@@ -103,7 +106,9 @@ def test_add_into_missing_netns_is_code_3() -> None:
 
 
 def test_untrusted_without_policy_is_code_100() -> None:
-    rc, out, _ = run(ENV, conf(policy="/nonexistent/cni-sysctl.yaml", runtimeConfig={"sysctl": ["ipv6.conf.accept_ra=0"]}))
+    rc, out, _ = run(
+        ENV, conf(policy="/nonexistent/cni-sysctl.yaml", runtimeConfig={"sysctl": ["ipv6.conf.accept_ra=0"]})
+    )
     obj = error_object(out)
     assert (rc, obj["code"]) == (1, 100)
     assert "ipv6.conf.accept_ra" in str(obj["msg"])
@@ -119,7 +124,7 @@ def test_add_with_nothing_to_write_passes_prev_result_through_converted() -> Non
 def test_del_succeeds_without_netns_and_prints_nothing() -> None:
     env = dict(ENV, CNI_COMMAND="DEL")
     del env["CNI_NETNS"]
-    assert run(env, conf(sysctl={"net.core.somaxconn": "1"})) [:2] == (0, "")
+    assert run(env, conf(sysctl={"net.core.somaxconn": "1"}))[:2] == (0, "")
 
 
 def test_del_with_vanished_netns_succeeds() -> None:
@@ -138,7 +143,10 @@ def test_status_and_gc_need_1_1_0(command: str) -> None:
     env = {"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin"}
     rc, out, _ = run(env, conf(cniVersion="1.0.0"))
     assert (rc, error_object(out)["code"]) == (1, 1)
-    assert run(env, conf(cniVersion="1.1.0", policy="/nonexistent.yaml" if command == "GC" else None))[:2] in ((0, ""),) or command == "STATUS"
+    assert (
+        run(env, conf(cniVersion="1.1.0", policy="/nonexistent.yaml" if command == "GC" else None))[:2] in ((0, ""),)
+        or command == "STATUS"
+    )
 
 
 def test_status_ready_without_policy() -> None:
@@ -165,13 +173,25 @@ def test_unexpected_exception_is_999_with_traceback_on_stderr_only(monkeypatch: 
     rc, out, err = run({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, conf(cniVersion="1.1.0"))
     obj = error_object(out)
     assert (rc, obj["code"]) == (1, 999)
-    assert "Traceback" in err and "kaboom" in err
+    assert "Traceback" in err
+    assert "kaboom" in err
     assert "Traceback" not in out
 
 
 def test_explain_shows_expanded_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "c.json"
-    f.write_text(json.dumps({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}, {"type": "cni-sysctl", "sysctl": ["ipv6.conf.addr_gen_mode=1", "net.core.somaxconn=10"]}]}))
+    f.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "n",
+                "plugins": [
+                    {"type": "bridge"},
+                    {"type": "cni-sysctl", "sysctl": ["ipv6.conf.addr_gen_mode=1", "net.core.somaxconn=10"]},
+                ],
+            }
+        )
+    )
     code, out, _ = run({}, b"", ["explain", str(f), "--ifname", "eth0.100"])
     assert code == 0
     assert "net/ipv6/conf/eth0.100/addr_gen_mode = 1   [needs link bounce]" in out

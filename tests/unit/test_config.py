@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cni_sysctl.config import SOURCE_ARGS, SOURCE_CONFLIST, SOURCE_RUNTIME, parse_config
-from cni_sysctl.errors import ErrorCode, CniError
+from cni_sysctl.errors import CniError, ErrorCode
 
 
 def conf(**fields: object) -> bytes:
@@ -21,7 +21,9 @@ def error_of(data: bytes, **kw: bool) -> CniError:
 
 
 def test_object_form_keeps_declared_order() -> None:
-    c = parse_config(conf(sysctl={"net.ipv4.tcp_keepalive_time": "600", "ipv6.conf.accept_ra": 2, "net.core.somaxconn": "1024"}))
+    c = parse_config(
+        conf(sysctl={"net.ipv4.tcp_keepalive_time": "600", "ipv6.conf.accept_ra": 2, "net.core.somaxconn": "1024"})
+    )
     assert [(e.key.text, e.value) for e in c.entries] == [
         ("net.ipv4.tcp_keepalive_time", "600"),
         ("ipv6.conf.accept_ra", "2"),

@@ -100,7 +100,9 @@ def test_non_string_key_rejected() -> None:
         parse_key(5)
 
 
-@pytest.mark.parametrize(("raw", "value"), [("2", "2"), (2, "2"), (600.0, "600"), ("32768 60999", "32768 60999"), ("1\t2", "1\t2")])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("2", "2"), (2, "2"), (600.0, "600"), ("32768 60999", "32768 60999"), ("1\t2", "1\t2")]
+)
 def test_values_converted(raw: object, value: str) -> None:
     assert check_value("k", raw) == value
 
@@ -124,6 +126,18 @@ def test_bad_values_rejected(raw: object, why: str) -> None:
     assert "net.core.somaxconn" in info.value.msg
 
 
-@pytest.mark.parametrize(("name", "ok"), [("eth0", True), ("eth0.100", True), ("a" * 15, True), ("a" * 16, False), ("..", False), ("a/b", False), ("a b", False), ("", False)])
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("eth0", True),
+        ("eth0.100", True),
+        ("a" * 15, True),
+        ("a" * 16, False),
+        ("..", False),
+        ("a/b", False),
+        ("a b", False),
+        ("", False),
+    ],
+)
 def test_ifname_rules(name: str, ok: bool) -> None:
     assert (check_ifname(name) is None) is ok

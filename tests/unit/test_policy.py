@@ -40,13 +40,18 @@ def test_allowed_entries_pass(policy_file: str) -> None:
 
 @pytest.mark.parametrize(
     "item",
-    ["net.core.somaxconn=10", "net.ipv4.tcp_keepalive_time=10", "ipv4.conf.rp_filter=7", "net.ipv4.tcp_keepalive_intvl=abc"],
+    [
+        "net.core.somaxconn=10",
+        "net.ipv4.tcp_keepalive_time=10",
+        "ipv4.conf.rp_filter=7",
+        "net.ipv4.tcp_keepalive_intvl=abc",
+    ],
 )
 def test_denied_entries_name_key_and_policy(policy_file: str, item: str) -> None:
     with pytest.raises(PolicyDeniedError) as info:
         check_untrusted(untrusted(item), policy_file)
     assert info.value.code == ErrorCode.POLICY_DENIED
-    assert item.split("=")[0] in info.value.msg
+    assert item.split("=", maxsplit=1)[0] in info.value.msg
     assert policy_file in info.value.msg
 
 

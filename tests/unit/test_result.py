@@ -63,7 +63,7 @@ def test_unsafe_ifname_from_prev_result_refused() -> None:
 
 
 def test_validate_refuses_unconvertible_versions() -> None:
-    with pytest.raises(VersionError, match="0.2.0"):
+    with pytest.raises(VersionError, match=r"0\.2\.0"):
         validate({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24"}})
 
 
