@@ -18,7 +18,6 @@ PyYAML is imported only when a policy is actually read.
 from __future__ import annotations
 
 import os
-from fnmatch import fnmatchcase
 
 from .errors import ConfigError, NotAvailableError, PolicyDeniedError
 from .keys import FAMILIES, PLACEHOLDER, TABLES, normalise_value
@@ -37,6 +36,8 @@ class Rule:
         self.range = int_range
 
     def allows(self, canonical: str, value: str) -> bool:
+        from fnmatch import fnmatchcase
+
         if not fnmatchcase(canonical, self.pattern):
             return False
         if self.values is not None and normalise_value(value) not in self.values:

@@ -90,6 +90,7 @@ def resolve(writes: list[Write]) -> list[Resolved]:
     out: list[Resolved] = []
     missing: list[str] = []
     unusable: list[str] = []
+    host_only: list[str] = []
     for write in writes:
         path = path_of(write.parts)
         try:
@@ -109,13 +110,15 @@ def resolve(writes: list[Write]) -> list[Resolved]:
             else:
                 raise CniError(f"cannot read {write.describe()}: {exc.strerror}", code=ErrorCode.IO_FAILURE) from None
         if not os.access(path, os.W_OK):
-            unusable.append(f"{write.describe()}: read-only in the container netns")
+            host_only.append(f"{write.describe()}: read-only in the container netns")
             continue
         out.append(Resolved(write, path, old))
-    if missing:
+    if missing or host_only:
         raise SysctlNotFoundError(
-            "sysctl not found in the container netns: " + "; ".join(missing),
-            "nothing was written; check the key's spelling against /proc/sys/net inside a container",
+            "sysctl not found in the container netns: " + "; ".join(missing + host_only),
+            "nothing was written; check the spelling against /proc/sys/net inside a container. A value "
+            "that is read-only there is host-wide (not network-namespaced): the kernel shows it to "
+            "containers but only the host may change it",
         )
     if unusable:
         raise ConfigError("sysctl cannot be set: " + "; ".join(unusable), "nothing was written")
