@@ -1,0 +1,900 @@
+"""Link state inside the container netns: cheap up/down checks, and the link bounce.
+
+Some per-interface sysctls only act when the link comes up or its inet6 device is set up
+(BOUNCE_PARAMS; docs/link-bounce.md gives the kernel facts). When the chained plugin left the
+interface up, the plugin bounces it::
+
+    bounce = Bounce(["eth0"], expected)   # inside NetnsEntered(...)
+    bounce.down()      # snapshot addresses, routes and static neighbours; set the links down
+    ...                # the caller writes the sysctls
+    bounce.up()        # up; restore what the down flushed; verify against prevResult
+
+A failure in up() returns the netns to its snapshot before raising; the caller calls
+restore() after rolling back its own writes (it is idempotent), and after a failure of its
+own between down() and up().
+
+Everything here runs in the calling thread's current netns: build the Bounce, and call
+is_up()/set_up(), inside `NetnsEntered`. Sockets are created lazily, after entering.
+
+Cost: is_up()/set_up() use one ioctl each and never import pyroute2. A Bounce imports only
+pyroute2's rtnetlink message classes (for encoding and decoding) and speaks netlink over a
+plain socket; pyroute2's own sockets and IPRoute would add 100-170 ms of imports.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+
+from .errors import CniError, LinkError, LinkNotFoundError, RollbackError, TryAgainError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from types import ModuleType, SimpleNamespace
+    from typing import Any
+
+    from .result import Expected
+
+# Per-interface parameters (net.ipv6.conf.IF.* and net.ipv4.conf.IF.*) that act only at link-up
+# or inet6 device setup: written while the link is up, they leave state derived from the old
+# value in place, or miss the one event that applies them. docs/link-bounce.md: one reason each.
+BOUNCE_PARAMS = frozenset(
+    (
+        # link-local address generation (addrconf_addr_gen at NETDEV_UP)
+        "addr_gen_mode",
+        "stable_secret",
+        # router solicitation at link-up, and RA-learned state that only a down flushes
+        "accept_ra",
+        "accept_ra_defrtr",
+        "accept_ra_from_local",
+        "accept_ra_min_hop_limit",
+        "accept_ra_min_lft",
+        "accept_ra_mtu",
+        "accept_ra_pinfo",
+        "accept_ra_rt_info_max_plen",
+        "accept_ra_rt_info_min_plen",
+        "accept_ra_rtr_pref",
+        "ra_defrtr_metric",
+        "ra_honor_pio_life",
+        "ra_honor_pio_pflag",
+        "autoconf",
+        "use_tempaddr",
+        "temp_prefered_lft",
+        "temp_valid_lft",
+        "router_solicitations",
+        "router_solicitation_delay",
+        "router_solicitation_interval",
+        "router_solicitation_max_interval",
+        # duplicate address detection of the link-local address at link-up
+        "accept_dad",
+        "dad_transmits",
+        "enhanced_dad",
+        "optimistic_dad",
+        "use_optimistic",
+        # one-shot announcements at link-up
+        "ndisc_notify",
+        "arp_notify",
+    )
+)
+
+# Kernel UAPI values (linux/if.h, sockios.h, netlink.h, rtnetlink.h, if_addr.h, neighbour.h).
+IFF_UP = 0x1
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFNAMSIZ = 16
+_IFREQ = "16sH22x"  # struct ifreq: ifr_name, ifr_flags, rest of the union (40 bytes)
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+_NLMSGHDR = "=IHHII"  # length, type, flags, seq, pid: read to pick the message class
+
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TEMPORARY = 0x01  # IPv6; IFA_F_SECONDARY for IPv4 (kernel-set either way)
+IFA_F_TENTATIVE = 0x40
+IFA_F_PERMANENT = 0x80
+IFAPROT_KERNEL_RA = 2
+IFAPROT_KERNEL_LL = 3
+RT_SCOPE_LINK = 253
+INFINITY_LIFE_TIME = 0xFFFFFFFF
+
+RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA = 1, 2, 9
+RT_TABLE_LOCAL = 255
+RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST = 1, 2, 3, 4, 5
+RTNH_F_ONLINK = 0x4
+RTM_F_CLONED = 0x200
+NUD_PERMANENT = 0x80
+NTF_PROXY = 0x08
+
+# Address attributes that RTM_NEWADDR takes back (IFA_CACHEINFO is rebuilt from lifetimes).
+_ADDR_ATTRS = ("IFA_ADDRESS", "IFA_LOCAL", "IFA_BROADCAST", "IFA_LABEL", "IFA_RT_PRIORITY", "IFA_PROTO")
+# Route attributes that RTM_NEWROUTE takes back; the others are read-only (RTA_CACHEINFO,
+# RTA_TABLE is kept for tables above 255, RTA_PREF is the router preference of RA routes).
+_ROUTE_ATTRS = (
+    "RTA_DST",
+    "RTA_SRC",
+    "RTA_OIF",
+    "RTA_GATEWAY",
+    "RTA_PRIORITY",
+    "RTA_PREFSRC",
+    "RTA_METRICS",
+    "RTA_MULTIPATH",
+    "RTA_FLOW",
+    "RTA_TABLE",
+    "RTA_VIA",
+    "RTA_NEWDST",
+    "RTA_PREF",
+    "RTA_ENCAP_TYPE",
+    "RTA_ENCAP",
+)
+_KERNEL_ROUTE_TYPES = (RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST)
+_DUMP_TRIES = 5
+_RECV_SIZE = 65536  # the kernel fills dump datagrams up to 32 KiB
+
+# --- the cheap path: one ioctl, no pyroute2 ----------------------------------------------------
+
+
+def _ifreq(ifname: str, flags: int = 0) -> bytes:
+    name = ifname.encode()
+    if not name or len(name) >= IFNAMSIZ or b"/" in name or b"\0" in name:
+        raise LinkNotFoundError(f"interface {ifname!r} not found: not a valid interface name")
+    return struct.pack(_IFREQ, name, flags)
+
+
+def _admin(ifname: str, want_up: bool | None = None) -> bool:
+    """Whether `ifname` is up (IFF_UP) in the current netns; first set it so, if `want_up`."""
+    import fcntl
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            flags: int = struct.unpack(_IFREQ, fcntl.ioctl(sock, SIOCGIFFLAGS, _ifreq(ifname)))[1]
+            if want_up is not None and bool(flags & IFF_UP) != want_up:
+                flags = flags | IFF_UP if want_up else flags & ~IFF_UP
+                fcntl.ioctl(sock, SIOCSIFFLAGS, _ifreq(ifname, flags))
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise LinkNotFoundError(
+                    f"interface {ifname} not found in the container netns",
+                    "it was deleted or renamed, or CNI_IFNAME does not name it",
+                ) from None
+            what = "read the state of" if want_up is None else f"set {'up' if want_up else 'down'}"
+            raise LinkError(f"cannot {what} interface {ifname}: {exc.strerror}") from None
+    return bool(flags & IFF_UP)
+
+
+def is_up(ifname: str) -> bool:
+    """Whether `ifname` is administratively up (IFF_UP) in the current netns."""
+    return _admin(ifname)
+
+
+def set_up(ifname: str) -> None:
+    """Set `ifname` administratively up; a link already up is left alone."""
+    _admin(ifname, True)
+
+
+# --- pyroute2, loaded only for a bounce -------------------------------------------------------
+
+_LOADED: dict[str, SimpleNamespace] = {}
+
+# Attributes that older pyroute2 releases do not know, by the kernel number of the first one.
+# Decoded as UNKNOWN they would be lost (IFA_RT_PRIORITY is the metric of the prefix route).
+_IFA_TAIL = (9, (("IFA_RT_PRIORITY", "uint32"), ("IFA_TARGET_NETNSID", "hex"), ("IFA_PROTO", "uint8")))
+_RTA_TAIL = (
+    24,
+    (
+        ("RTA_PAD", "hex"),
+        ("RTA_UID", "uint32"),
+        ("RTA_TTL_PROPAGATE", "uint8"),
+        ("RTA_IP_PROTO", "uint8"),
+        ("RTA_SPORT", "uint16"),
+        ("RTA_DPORT", "uint16"),
+        ("RTA_NH_ID", "uint32"),
+    ),
+)
+_NDA_TAIL = (10, (("NDA_LINK_NETNSID", "uint32"), ("NDA_SRC_VNI", "uint32"), ("NDA_PROTOCOL", "uint8")))
+
+
+def _complete(base: Any, tail: tuple[int, tuple[tuple[str, str], ...]]) -> Any:
+    """`base`, or a subclass of it whose nla_map also knows the attributes of `tail`."""
+    first, entries = tail
+    names = [entry[0] for entry in base.nla_map]
+    if isinstance(names[0], int) or not first <= len(names) < first + len(entries):
+        return base
+    nla_map = (*base.nla_map, *entries[len(names) - first :])
+    cls = type(base.__name__, (base,), {"__slots__": (), "nla_map": nla_map})
+    cls().compile_nla_table()  # else the parent's compiled table may be inherited
+    return cls
+
+
+def _import_without_package_init(names: Iterable[str]) -> None:
+    """Import pyroute2 submodules without running pyroute2/__init__.py.
+
+    That file imports every API of the library (IPRoute, NDB, IPDB, asyncio, ...): ~150 ms
+    of the ~185 ms that `from pyroute2 import IPRoute` costs. The package module is created
+    from its spec but not executed; the first access to a name it lacks (`from pyroute2
+    import IPRoute`, `pyroute2.__version__`) imports the submodule of that name or, failing
+    that, runs the real __init__ in place, so the rest of the process sees pyroute2 as usual.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            raise ModuleNotFoundError("No module named 'pyroute2'", name="pyroute2")
+        package = importlib.util.module_from_spec(spec)
+        loader = spec.loader
+
+        def on_demand(attr: str) -> object:
+            if not attr.startswith("__"):
+                try:
+                    return importlib.import_module(f"pyroute2.{attr}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"pyroute2.{attr}":
+                        raise
+            if package.__dict__.pop("__getattr__", None) is not None:
+                loader.exec_module(package)
+            try:
+                return package.__dict__[attr]
+            except KeyError:
+                raise AttributeError(f"module 'pyroute2' has no attribute {attr!r}") from None
+
+        package.__dict__["__getattr__"] = on_demand
+        sys.modules["pyroute2"] = package
+    try:
+        for name in names:
+            importlib.import_module(name)
+    except BaseException:
+        if getattr(sys.modules.get("pyroute2"), "__getattr__", None) is not None:
+            for mod in [m for m in sys.modules if m == "pyroute2" or m.startswith("pyroute2.")]:
+                del sys.modules[mod]
+        raise
+
+
+def _rtnl() -> SimpleNamespace:
+    """pyroute2's rtnetlink message classes, imported on first use."""
+    if not _LOADED:
+        import sys
+        from types import SimpleNamespace
+
+        modules = (
+            "pyroute2.netlink",
+            "pyroute2.netlink.exceptions",
+            "pyroute2.netlink.rtnl.ifaddrmsg",
+            "pyroute2.netlink.rtnl.rtmsg",
+            "pyroute2.netlink.rtnl.ndmsg",
+        )
+        try:
+            _import_without_package_init(modules)
+        except ImportError as exc:
+            raise LinkError("cannot bounce the link: pyroute2 is not importable", f"{exc}") from None
+        mods: dict[str, ModuleType] = {name: sys.modules[name] for name in modules}
+        _LOADED["rt"] = SimpleNamespace(
+            nlmsgerr=mods["pyroute2.netlink"].nlmsgerr,
+            NetlinkError=mods["pyroute2.netlink.exceptions"].NetlinkError,
+            ifaddrmsg=_complete(mods["pyroute2.netlink.rtnl.ifaddrmsg"].ifaddrmsg, _IFA_TAIL),
+            rtmsg=_complete(mods["pyroute2.netlink.rtnl.rtmsg"].rtmsg, _RTA_TAIL),
+            ndmsg=_complete(mods["pyroute2.netlink.rtnl.ndmsg"].ndmsg, _NDA_TAIL),
+        )
+    return _LOADED["rt"]
+
+
+class _DumpInterrupted(Exception):
+    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR): it changed meanwhile."""
+
+
+class _Rtnl:
+    """One NETLINK_ROUTE socket, in the netns current when it is made; each request waits for
+    its ack. Errors are pyroute2's NetlinkError (`.code` is the errno) or OSError."""
+
+    def __init__(self) -> None:
+        self.rt = _rtnl()
+        self.errors: tuple[type[Exception], ...] = (OSError, self.rt.NetlinkError)
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        try:
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # errors echo only the header
+            self.sock.bind((0, 0))
+        except OSError:
+            self.sock.close()
+            raise
+        self.seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _send(self, msg: Any, msg_type: int, flags: int) -> int:
+        self.seq += 1
+        msg["header"]["type"] = msg_type
+        msg["header"]["flags"] = flags
+        msg["header"]["sequence_number"] = self.seq
+        msg["header"]["pid"] = 0
+        msg.encode()
+        self.sock.send(msg.data)
+        return self.seq
+
+    def _replies(self, seq: int, cls: Any) -> Iterator[Any]:
+        """Decoded replies to request `seq`, up to its ack or NLMSG_DONE."""
+        interrupted = False
+        while True:
+            data, _, msg_flags, _ = self.sock.recvmsg(_RECV_SIZE)
+            if msg_flags & socket.MSG_TRUNC:
+                raise OSError(errno.EMSGSIZE, "netlink reply truncated")
+            offset = 0
+            while offset + 16 <= len(data):
+                length, msg_type, flags, msg_seq, _ = struct.unpack_from(_NLMSGHDR, data, offset)
+                if length < 16:
+                    raise OSError(errno.EBADMSG, "malformed netlink message")
+                here, offset = offset, offset + ((length + 3) & ~3)
+                if msg_seq != seq:
+                    continue  # the tail of an abandoned request
+                interrupted = interrupted or bool(flags & NLM_F_DUMP_INTR)
+                if msg_type == NLMSG_ERROR:
+                    err = self.rt.nlmsgerr(data, offset=here)
+                    err.decode()
+                    if err["error"]:
+                        raise self.rt.NetlinkError(-err["error"], os.strerror(-err["error"]))
+                    return
+                if msg_type == NLMSG_DONE:
+                    if interrupted:
+                        raise _DumpInterrupted
+                    return
+                msg = cls(data, offset=here)
+                msg.decode()
+                yield msg
+
+    def request(self, msg: Any, msg_type: int, flags: int = 0, ok: int = 0) -> None:
+        """Send one change and wait for its ack; the error `ok` (EEXIST: there already) is done."""
+        seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
+        try:
+            for _ in self._replies(seq, type(msg)):
+                pass
+        except self.rt.NetlinkError as exc:
+            if not ok or exc.code != ok:
+                raise
+
+    def dump(self, cls: Any, msg_type: int, **fields: int) -> list[Any]:
+        """Everything the kernel lists for `msg_type`; an interrupted dump is retried."""
+        for _ in range(_DUMP_TRIES):
+            msg = cls()
+            msg["family"] = socket.AF_UNSPEC  # pyroute2 defaults some classes to AF_INET
+            for name, value in fields.items():
+                msg[name] = value
+            seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
+            try:
+                return list(self._replies(seq, cls))
+            except _DumpInterrupted:
+                continue
+            except self.rt.NetlinkError as exc:
+                if exc.code not in (errno.EINTR, errno.EBUSY, errno.EAGAIN):
+                    raise
+        raise TryAgainError(
+            "the container's addresses and routes kept changing while being read",
+            f"{_DUMP_TRIES} netlink dumps in a row were interrupted; try again later",
+        )
+
+
+# --- snapshot records -------------------------------------------------------------------------
+
+
+def _cidr(text: str) -> tuple[int, bytes, int]:
+    """Parse "10.1.2.3/24" into (family, packed address, prefix length); no prefix means a host."""
+    addr, _, plen = text.partition("/")
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    packed = socket.inet_pton(family, addr)
+    return family, packed, int(plen) if plen else len(packed) * 8
+
+
+def _network(packed: bytes, plen: int) -> bytes:
+    bits = len(packed) * 8
+    value = int.from_bytes(packed, "big") >> (bits - plen) << (bits - plen) if plen else 0
+    return value.to_bytes(len(packed), "big")
+
+
+class _Addr:
+    """One address of a link, with what RTM_NEWADDR needs to re-create it."""
+
+    __slots__ = ("family", "prefixlen", "scope", "index", "flags", "attrs", "preferred", "valid", "local", "key",
+                 "proto")  # fmt: skip
+
+    def __init__(self, msg: Any) -> None:
+        self.family: int = msg["family"]
+        self.prefixlen: int = msg["prefixlen"]
+        self.scope: int = msg["scope"]
+        self.index: int = msg["index"]
+        flags = msg.get_attr("IFA_FLAGS")
+        self.flags: int = msg["flags"] if flags is None else flags
+        self.attrs: list[tuple[str, object]] = []
+        for name in _ADDR_ATTRS:
+            value = msg.get_attr(name)
+            if value is not None:
+                self.attrs.append((name, value))
+        cache = msg.get_attr("IFA_CACHEINFO")
+        self.preferred: int = INFINITY_LIFE_TIME if cache is None else cache["ifa_preferred"]
+        self.valid: int = INFINITY_LIFE_TIME if cache is None else cache["ifa_valid"]
+        self.local: str = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        self.key: tuple[int, bytes, int] = (self.family, socket.inet_pton(self.family, self.local), self.prefixlen)
+        self.proto: int | None = msg.get_attr("IFA_PROTO")
+
+    @property
+    def tentative(self) -> bool:
+        return bool(self.flags & IFA_F_TENTATIVE)
+
+    @property
+    def kernel_link_local(self) -> bool:
+        """Made by the kernel's link-local generation (addr_gen_mode), not by IPAM."""
+        if self.family != socket.AF_INET6 or not self.key[1].startswith(b"\xfe\x80"):
+            return False
+        if self.proto is not None:
+            return self.proto == IFAPROT_KERNEL_LL
+        # kernels before 5.18 do not say who made an address: any fe80::/64 counts as generated
+        return self.scope == RT_SCOPE_LINK and self.prefixlen == 64
+
+    @property
+    def autoconf(self) -> bool:
+        """Made by SLAAC from router advertisements (or a privacy address): the kernel's."""
+        if self.family != socket.AF_INET6:
+            return False
+        if self.proto == IFAPROT_KERNEL_RA or self.flags & IFA_F_TEMPORARY:
+            return True
+        return not self.flags & IFA_F_PERMANENT and not self.kernel_link_local
+
+    def describe(self, ifname: str) -> str:
+        return f"address {self.local}/{self.prefixlen} on {ifname}"
+
+    def message(self, rt: SimpleNamespace, flags: int | None = None) -> Any:
+        flags = self.flags if flags is None else flags
+        msg = rt.ifaddrmsg()
+        msg["family"] = self.family
+        msg["prefixlen"] = self.prefixlen
+        msg["flags"] = flags & 0xFF
+        msg["scope"] = self.scope
+        msg["index"] = self.index
+        attrs: list[tuple[str, object]] = [*self.attrs, ("IFA_FLAGS", flags)]
+        if (self.preferred, self.valid) != (INFINITY_LIFE_TIME, INFINITY_LIFE_TIME):
+            lifetimes = {"ifa_preferred": self.preferred, "ifa_valid": self.valid, "cstamp": 0, "tstamp": 0}
+            attrs.append(("IFA_CACHEINFO", lifetimes))
+        msg["attrs"] = attrs
+        return msg
+
+
+def _plain(value: Any) -> Any:
+    """A decoded pyroute2 attribute value as plain data that pyroute2 encodes again."""
+    if isinstance(value, dict):
+        out = {k: _plain(v) for k, v in value.items() if k not in ("header", "attrs")}
+        if "attrs" in value:
+            out["attrs"] = [[slot[0], _plain(slot[1])] for slot in value["attrs"]]
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _attr(obj: Any, name: str) -> Any:
+    for slot in obj.get("attrs", ()):
+        if slot[0] == name:
+            return slot[1]
+    return None
+
+
+class _Route:
+    """One route through a link, with what RTM_NEWROUTE needs to re-create it."""
+
+    __slots__ = ("fields", "attrs", "table", "dst", "priority", "oifs", "gateways", "nh_id")
+
+    def __init__(self, msg: Any) -> None:
+        self.fields: dict[str, int] = {
+            name: msg[name] for name in ("family", "dst_len", "src_len", "tos", "table", "proto", "scope", "type")
+        }
+        # what a user can ask for; RTNH_F_LINKDOWN, DEAD, OFFLOAD... are the kernel's to set
+        self.fields["flags"] = msg["flags"] & RTNH_F_ONLINK
+        self.attrs: list[tuple[str, Any]] = []
+        for name in _ROUTE_ATTRS:
+            value = msg.get_attr(name)
+            if value is not None:
+                self.attrs.append((name, _plain(value)))
+        self.table: int = msg.get_attr("RTA_TABLE") or msg["table"]
+        self.dst: str | None = msg.get_attr("RTA_DST")
+        self.priority: int = msg.get_attr("RTA_PRIORITY") or 0
+        self.nh_id: int | None = msg.get_attr("RTA_NH_ID")
+        hops: list[dict[str, Any]] = dict(self.attrs).get("RTA_MULTIPATH") or []
+        for hop in hops:
+            hop["flags"] &= RTNH_F_ONLINK
+        oif, gateway = msg.get_attr("RTA_OIF"), msg.get_attr("RTA_GATEWAY")
+        self.oifs: set[int] = {hop["oif"] for hop in hops} | ({oif} if oif is not None else set())
+        gateways = [_attr(hop, "RTA_GATEWAY") for hop in hops] + [gateway]
+        self.gateways: set[bytes] = {socket.inet_pton(self.fields["family"], g) for g in gateways if g}
+
+    @property
+    def kernel_owned(self) -> bool:
+        """Made again by the kernel at link-up from addresses and sysctls, or learned from RAs."""
+        return self.derived or self.fields["proto"] == RTPROT_KERNEL
+
+    @property
+    def derived(self) -> bool:
+        """Follows an address or a router advertisement; never added back by hand."""
+        return self.fields["type"] in _KERNEL_ROUTE_TYPES or self.fields["proto"] in (RTPROT_RA, RTPROT_REDIRECT)
+
+    def key(self) -> tuple[object, ...]:
+        f = self.fields
+        return (f["family"], self.table, self.dst, f["dst_len"], f["src_len"], f["tos"], self.priority, f["type"])
+
+    def describe(self) -> str:
+        dst = f"{self.dst}/{self.fields['dst_len']}" if self.dst else "default"
+        family = self.fields["family"]
+        via = "".join(f" via {socket.inet_ntop(family, g)}" for g in sorted(self.gateways))
+        table = "" if self.table == 254 else f" table {self.table}"
+        return f"route {dst}{via}{table}"
+
+    def message(self, rt: SimpleNamespace) -> Any:
+        msg = rt.rtmsg()
+        for name, value in self.fields.items():
+            msg[name] = value
+        msg["attrs"] = [list(attr) for attr in self.attrs]
+        return msg
+
+
+class _Neigh:
+    """A static neighbour entry (permanent ARP/NDP, or proxy): a down deletes them."""
+
+    __slots__ = ("fields", "attrs", "dst")
+
+    def __init__(self, msg: Any) -> None:
+        self.fields: dict[str, int] = {name: msg[name] for name in ("family", "ifindex", "state", "flags", "ndm_type")}
+        self.attrs: list[tuple[str, Any]] = []
+        for name in ("NDA_DST", "NDA_LLADDR", "NDA_PROTOCOL"):
+            value = msg.get_attr(name)
+            if value is not None:
+                self.attrs.append((name, value))
+        self.dst = str(msg.get_attr("NDA_DST"))
+
+    def describe(self, ifname: str) -> str:
+        kind = "proxy neighbour" if self.fields["flags"] & NTF_PROXY else "permanent neighbour"
+        return f"{kind} {self.dst} on {ifname}"
+
+    def message(self, rt: SimpleNamespace) -> Any:
+        msg = rt.ndmsg()
+        for name, value in self.fields.items():
+            msg[name] = value
+        msg["attrs"] = [list(attr) for attr in self.attrs]
+        return msg
+
+
+class _Link:
+    """What down() found on one link."""
+
+    __slots__ = ("ifname", "index", "was_up", "addrs", "routes", "neighs", "touched")
+
+    def __init__(self, ifname: str, index: int, was_up: bool) -> None:
+        self.ifname = ifname
+        self.index = index
+        self.was_up = was_up
+        self.addrs: list[_Addr] = []
+        self.routes: list[_Route] = []
+        self.neighs: list[_Neigh] = []
+        self.touched = False  # set before the first change made to this link
+
+
+def _netns_id() -> tuple[int, int]:
+    st = os.stat("/proc/thread-self/ns/net")
+    return st.st_dev, st.st_ino
+
+
+def _why(exc: BaseException) -> str:
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return f"{errno.errorcode.get(code, str(code))}: {os.strerror(code)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --- the bounce -------------------------------------------------------------------------------
+
+
+class Bounce:
+    """Set links down and up again, putting back what the down flushed. See the module doc."""
+
+    def __init__(self, ifnames: Sequence[str], expected: Mapping[str, Expected] | None = None) -> None:
+        self.ifnames = list(dict.fromkeys(ifnames))
+        self.expected = dict(expected or {})
+        self._links: list[_Link] = []
+        self._nl: _Rtnl | None = None
+        self._netns: tuple[int, int] | None = None
+
+    def down(self) -> None:
+        """Snapshot every link, then set each one down (a link already down stays down)."""
+        if self._links:
+            raise LinkError("link bounce: down() called twice")
+        links = []
+        for ifname in self.ifnames:
+            was_up = is_up(ifname)  # LinkNotFoundError names a missing interface
+            try:
+                links.append(_Link(ifname, socket.if_nametoindex(ifname), was_up))
+            except OSError:
+                raise LinkNotFoundError(f"interface {ifname} not found in the container netns") from None
+        try:
+            nl = self._rtnl()
+            try:
+                addrs = self._dump_addrs()
+                routes = self._dump_routes()
+                neighs = self._dump_neighs()
+            except nl.errors as exc:
+                raise LinkError("cannot read the addresses and routes of the container netns", _why(exc)) from None
+            for link in links:
+                link.addrs = addrs.get(link.index, [])
+                link.routes = [route for route in routes if link.index in route.oifs]
+                link.neighs = [neigh for neigh in neighs if neigh.fields["ifindex"] == link.index]
+                for route in link.routes:
+                    if route.nh_id is not None:
+                        raise LinkError(
+                            f"cannot bounce {link.ifname}: its {route.describe()} uses a nexthop object",
+                            "a down deletes nexthop objects (ip nexthop) and their routes, and this "
+                            "plugin does not re-create them; set linkBounce to never",
+                        )
+        except BaseException:
+            self._close()
+            raise
+        self._links = links
+        try:
+            for link in links:
+                link.touched = True
+                _admin(link.ifname, False)
+        except CniError as exc:
+            self._fail(exc)
+
+    def up(self) -> None:
+        """Set each link up, put back addresses, routes and static neighbours, verify them
+        and prevResult's addresses and routes; on failure restore, then raise."""
+        if not self._links:
+            raise LinkError("link bounce: up() called before down()")
+        try:
+            nl = self._rtnl()
+            try:
+                self._converge(forward=True)
+                problems = self._verify(forward=True)
+            except nl.errors as exc:
+                raise LinkError("cannot bring the link back up as it was", _why(exc)) from None
+            if problems:
+                raise LinkError("after the link bounce: " + "; ".join(problems))
+        except CniError as exc:
+            self._fail(exc)
+        self._close()
+
+    def restore(self) -> None:
+        """Return every link changed to its snapshot: admin state (up or down), addresses,
+        routes and static neighbours. Idempotent. Raises RollbackError if it cannot."""
+        if not any(link.touched for link in self._links):
+            self._close()
+            return
+        problems: list[str]
+        try:
+            nl = self._rtnl()
+            try:
+                self._converge(forward=False)
+                problems = self._verify(forward=False)
+            except nl.errors as exc:
+                problems = [_why(exc)]
+        except CniError as exc:
+            problems = [f"{exc.msg} ({exc.details})" if exc.details else exc.msg]
+        finally:
+            self._close()
+        if problems:
+            raise RollbackError("cannot return the links to their state before the bounce: " + "; ".join(problems))
+
+    # -- plumbing
+
+    def _rtnl(self) -> _Rtnl:
+        netns = _netns_id()
+        if self._netns is None:
+            self._netns = netns
+        elif netns != self._netns:
+            raise LinkError("link bounce used outside the network namespace it snapshotted")
+        if self._nl is None:
+            try:
+                self._nl = _Rtnl()
+            except OSError as exc:
+                raise LinkError("cannot open a netlink socket in the container netns", _why(exc)) from None
+        return self._nl
+
+    def _close(self) -> None:
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None
+
+    def _fail(self, exc: CniError) -> None:
+        """Restore, then raise `exc`, or a RollbackError if restoring failed too."""
+        try:
+            self.restore()
+        except RollbackError as err:
+            raise RollbackError(f"{exc.msg}; {err.msg}", exc.details) from exc
+        raise exc
+
+    def _dump_addrs(self) -> dict[int, list[_Addr]]:
+        nl = self._rtnl()
+        out: dict[int, list[_Addr]] = {}
+        for msg in nl.dump(nl.rt.ifaddrmsg, RTM_GETADDR):
+            if msg["family"] in (socket.AF_INET, socket.AF_INET6):
+                out.setdefault(msg["index"], []).append(_Addr(msg))
+        return out
+
+    def _dump_routes(self) -> list[_Route]:
+        """Routes of both families in all tables (AF_UNSPEC dumps every family and table)."""
+        nl = self._rtnl()
+        return [
+            _Route(msg)
+            for msg in nl.dump(nl.rt.rtmsg, RTM_GETROUTE)
+            if msg["family"] in (socket.AF_INET, socket.AF_INET6) and not msg["flags"] & RTM_F_CLONED
+        ]
+
+    def _dump_neighs(self) -> list[_Neigh]:
+        nl = self._rtnl()
+        out = []
+        for flags in (0, NTF_PROXY):
+            for msg in nl.dump(nl.rt.ndmsg, RTM_GETNEIGH, flags=flags):
+                if msg["family"] in (socket.AF_INET, socket.AF_INET6) and (flags or msg["state"] & NUD_PERMANENT):
+                    out.append(_Neigh(msg))
+        return out
+
+    # -- the steps
+
+    def _restorable(self, addr: _Addr, forward: bool) -> bool:
+        """up() leaves the kernel's own addresses to the kernel, so the new sysctls shape them;
+        restore() also puts back link-local ones that the new sysctls did not make again."""
+        if addr.autoconf:
+            return False  # SLAAC and privacy addresses: relearned from the next RA
+        return not (forward and addr.kernel_link_local)
+
+    def _converge(self, forward: bool) -> None:
+        """Bring the links to their target: up() -> every link up; restore() -> the touched
+        links to their snapshot."""
+        nl = self._rtnl()
+        links = [link for link in self._links if forward or link.touched]
+        # An IPv6 address kept over the down (keep_addr_on_down=1, or added while down) goes
+        # through DAD again at link-up, tentative for a second or more: take it out first and
+        # add it back without DAD below.
+        current = self._dump_addrs()
+        for link in links:
+            if forward or link.was_up:
+                snap = {addr.key for addr in link.addrs if self._restorable(addr, forward)}
+                for addr in current.get(link.index, []):
+                    kept = addr.family == socket.AF_INET6 and addr.key in snap and addr.tentative
+                    if kept and not addr.kernel_link_local and not addr.flags & IFA_F_DADFAILED:
+                        nl.request(addr.message(nl.rt), RTM_DELADDR, ok=errno.EADDRNOTAVAIL)
+        for link in links:
+            link.touched = True
+            _admin(link.ifname, forward or link.was_up)
+        current = self._dump_addrs()
+        for link in links:
+            link_up = forward or link.was_up
+            have = {addr.key: addr for addr in current.get(link.index, [])}
+            for addr in link.addrs:
+                if not self._restorable(addr, forward):
+                    continue
+                now = have.get(addr.key)
+                if now is not None:
+                    if now.kernel_link_local or not (link_up and now.tentative and not addr.tentative):
+                        continue  # there and usable, or the kernel's own in its DAD as at any link-up
+                    nl.request(now.message(nl.rt), RTM_DELADDR, ok=errno.EADDRNOTAVAIL)
+                _add_addr(nl, addr, link, link_up)
+            if not forward:  # link-local addresses made under the new sysctls go
+                wanted = {addr.key for addr in link.addrs}
+                for addr in current.get(link.index, []):
+                    if addr.kernel_link_local and addr.key not in wanted:
+                        nl.request(addr.message(nl.rt), RTM_DELADDR, ok=errno.EADDRNOTAVAIL)
+        # Routes, in passes: a gateway may be reachable only through another restored route.
+        pending = [
+            (link, route)
+            for link in links
+            if forward or link.was_up
+            for route in link.routes
+            if not (route.kernel_owned if forward else route.derived)
+        ]
+        while pending:
+            failed = []
+            for link, route in pending:
+                try:
+                    nl.request(route.message(nl.rt), RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ok=errno.EEXIST)
+                except nl.rt.NetlinkError as exc:
+                    failed.append((link, route, exc))
+            if len(failed) == len(pending):
+                link, route, err = failed[0]
+                raise LinkError(f"cannot restore {route.describe()} on {link.ifname}", _why(err))
+            pending = [(link, route) for link, route, _ in failed]
+        for link in links:
+            for neigh in link.neighs:
+                try:
+                    nl.request(neigh.message(nl.rt), RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE)
+                except nl.rt.NetlinkError as exc:
+                    raise LinkError(f"cannot restore {neigh.describe(link.ifname)}", _why(exc)) from None
+
+    def _verify(self, forward: bool) -> list[str]:
+        """What is missing: the snapshot's addresses and routes (those the step puts back),
+        and, after up(), prevResult's addresses and routes."""
+        problems: list[str] = []
+        addrs = self._dump_addrs()
+        routes = self._dump_routes()
+        for link in self._links:
+            if not (forward or link.touched):
+                continue
+            want_up = forward or link.was_up
+            if is_up(link.ifname) != want_up:
+                problems.append(f"{link.ifname} is {'down' if want_up else 'up'}")
+            have = {addr.key: addr for addr in addrs.get(link.index, [])}
+            for addr in link.addrs:
+                if not self._restorable(addr, forward):
+                    continue
+                now = have.get(addr.key)
+                if now is None:
+                    problems.append(f"{addr.describe(link.ifname)} missing")
+                elif want_up and now.tentative and not addr.tentative and not now.kernel_link_local:
+                    problems.append(f"{addr.describe(link.ifname)} still tentative")
+            through = [route for route in routes if link.index in route.oifs]
+            keys = {route.key() for route in through}
+            for route in link.routes:
+                if want_up and not (route.kernel_owned if forward else route.derived) and route.key() not in keys:
+                    problems.append(f"{route.describe()} on {link.ifname} missing")
+            if forward and link.ifname in self.expected:
+                problems += _check_expected(link.ifname, self.expected[link.ifname], have, through)
+        return problems
+
+
+def _add_addr(nl: _Rtnl, addr: _Addr, link: _Link, link_up: bool) -> None:
+    """Add `addr` back. On an up link an IPv6 address is added with IFA_F_NODAD, so that it is
+    usable at once, then given its own flags back (changing flags does not restart DAD)."""
+    skip_dad = link_up and addr.family == socket.AF_INET6 and not addr.flags & (IFA_F_NODAD | IFA_F_DADFAILED)
+    try:
+        flags = addr.flags | IFA_F_NODAD if skip_dad else addr.flags
+        nl.request(addr.message(nl.rt, flags), RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ok=errno.EEXIST)
+        if skip_dad:
+            nl.request(addr.message(nl.rt), RTM_NEWADDR, NLM_F_REPLACE)
+    except nl.rt.NetlinkError as exc:
+        raise LinkError(f"cannot restore {addr.describe(link.ifname)}", _why(exc)) from None
+
+
+def _check_expected(ifname: str, expected: Expected, have: dict[Any, _Addr], routes: list[_Route]) -> list[str]:
+    problems = []
+    for cidr in expected.addresses:
+        try:
+            key = _cidr(cidr)
+        except (OSError, ValueError):
+            problems.append(f"prevResult address {cidr!r} is not an address")
+            continue
+        now = have.get(key)
+        if now is None:
+            problems.append(f"prevResult address {cidr} missing from {ifname}")
+        elif now.tentative:
+            problems.append(f"prevResult address {cidr} on {ifname} still tentative")
+    for dst, gw in expected.routes:
+        try:
+            family, packed, plen = _cidr(dst)
+            want_gw = socket.inet_pton(family, gw) if gw else None
+        except (OSError, ValueError):
+            problems.append(f"prevResult route {dst} via {gw} is not a route")
+            continue
+        net = _network(packed, plen)
+        for route in routes:
+            if route.fields["family"] != family or route.fields["dst_len"] != plen:
+                continue
+            at = socket.inet_pton(family, route.dst) if route.dst else bytes(len(packed))
+            if _network(at, plen) == net and (want_gw is None or want_gw in route.gateways):
+                break
+        else:
+            problems.append(f"prevResult route {dst}{f' via {gw}' if gw else ''} missing from {ifname}")
+    return problems
