@@ -45,14 +45,18 @@ def _command(value: str) -> str | None:
     return None
 
 
-# variable, commands that require it, validator
-_TABLE: tuple[tuple[str, frozenset[str], Callable[[str], str | None] | None], ...] = (
-    ("CNI_COMMAND", frozenset(COMMANDS), _command),
-    ("CNI_CONTAINERID", frozenset(("ADD", "DEL", "CHECK")), _container_id),
-    ("CNI_NETNS", frozenset(("ADD", "CHECK")), _netns),
-    ("CNI_IFNAME", frozenset(("ADD", "DEL", "CHECK")), check_ifname),
-    ("CNI_ARGS", frozenset(), _cni_args),
-    ("CNI_PATH", frozenset(("ADD", "DEL", "CHECK", "GC")), None),
+_ATTACHMENT = frozenset(("ADD", "DEL", "CHECK"))
+
+# variable, commands that require it, commands that read it, validator.
+# A variable is validated only for the commands that read it: libcni fills the others with
+# placeholders (CNI_NETNS=dummy for VERSION), and those must not fail the request.
+_TABLE: tuple[tuple[str, frozenset[str], frozenset[str], Callable[[str], str | None] | None], ...] = (
+    ("CNI_COMMAND", frozenset(COMMANDS), frozenset(COMMANDS), _command),
+    ("CNI_CONTAINERID", _ATTACHMENT, _ATTACHMENT, _container_id),
+    ("CNI_NETNS", frozenset(("ADD", "CHECK")), _ATTACHMENT, _netns),
+    ("CNI_IFNAME", _ATTACHMENT, _ATTACHMENT, check_ifname),
+    ("CNI_ARGS", frozenset(), _ATTACHMENT, _cni_args),
+    ("CNI_PATH", frozenset(("ADD", "DEL", "CHECK", "GC")), frozenset(("ADD", "DEL", "CHECK", "GC")), None),
 )
 
 
@@ -83,8 +87,10 @@ def read_request(environ: Mapping[str, str]) -> Request:
     missing: list[str] = []
     invalid: list[str] = []
     values: dict[str, str] = {}
-    for name, required_by, validate in _TABLE:
+    for name, required_by, read_by, validate in _TABLE:
         value = environ.get(name, "")
+        if name != "CNI_COMMAND" and command not in read_by:
+            value = ""
         values[name] = value
         if value == "":
             if command in required_by or name == "CNI_COMMAND":

@@ -64,3 +64,17 @@ def test_invalid_variables(var: str, value: str, text: str) -> None:
         read_request(dict(FULL, **{var: value}))
     assert text in info.value.msg
     assert var in info.value.details
+
+
+def test_placeholders_libcni_sends_with_version_are_ignored() -> None:
+    # libcni (podman's conflist validation) calls VERSION with dummy values in the other variables.
+    env = {
+        "CNI_COMMAND": "VERSION",
+        "CNI_NETNS": "dummy",
+        "CNI_IFNAME": "dummy",
+        "CNI_PATH": "dummy",
+        "CNI_CONTAINERID": "",
+        "CNI_ARGS": "",
+    }
+    req = read_request(env)
+    assert (req.command, req.netns, req.ifname) == ("VERSION", "", "")
