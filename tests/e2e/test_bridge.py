@@ -126,16 +126,55 @@ def test_list_form_keeps_order(env: Env, writes: list[str], final: str) -> None:
     assert env.sysctl("net/ipv4/tcp_keepalive_time") == final
 
 
+def test_object_form_order_is_lost_through_libcni(env: Env) -> None:
+    """libcni re-serialises a plugin's config with object keys sorted, so two object keys
+    naming one sysctl are written in sorted order, not the order of the file: the reason the
+    list form exists. '.' sorts before '/', so the slash spelling is written last and wins."""
+    sysctl = {"net/ipv4/tcp_keepalive_time": "900", "net.ipv4.tcp_keepalive_time": "300"}
+    net = env.shipped("sysctl-bridge", sysctl=sysctl)
+    assert list(json.loads((env.netconf / f"{net}.conflist").read_text())["plugins"][1]["sysctl"]) == list(sysctl)
+    env.attach(net)
+    assert env.sysctl("net/ipv4/tcp_keepalive_time") == "900"
+
+
 def test_list_form_slash_keys_and_several_field_values(env: Env) -> None:
     sysctl = [
         "net/ipv4/conf/IFNAME/arp_ignore=1",
         "ipv6/neigh/retrans_time_ms=1500",
         "net.ipv4.ip_local_port_range=40000   50000",
+        "net.ipv4.conf.all.arp_announce=2",
     ]
-    env.attach(env.shipped("sysctl-bridge", sysctl=sysctl))
+    net = env.shipped("sysctl-bridge", sysctl=sysctl)
+    env.attach(net)
     assert env.sysctl("net/ipv4/conf/eth0/arp_ignore") == "1"
     assert env.sysctl("net/ipv6/neigh/eth0/retrans_time_ms") == "1500"
     assert env.sysctl("net/ipv4/ip_local_port_range").split() == ["40000", "50000"]
+    assert env.sysctl("net/ipv4/conf/all/arp_announce") == "2"
+    # The kernel reads the range back with a tab; CHECK compares fields, not spacing.
+    check = env.check(net)
+    assert check.rc == 0, check.stderr
+
+
+def test_runtime_cni_args_are_ignored(env: Env) -> None:
+    """The CNI_ARGS a Kubernetes runtime sends do not disturb ADD, CHECK or DEL."""
+    cni_args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc123"
+    net = env.shipped("sysctl-bridge")
+    env.attach(net, cni_args=cni_args)
+    for path, value in three_paths().items():
+        assert env.sysctl(path) == value, path
+    check = env.check(net, cni_args=cni_args)
+    assert check.rc == 0, check.stderr
+    gone = env.delete(net, cni_args=cni_args)
+    assert gone.rc == 0, gone.stderr
+
+
+def test_version_through_libcni(env: Env) -> None:
+    """libcni's GetVersionInfo (cnitool version NET) gets our supported versions."""
+    net = env.shipped("sysctl-bridge")
+    proc = env.cnitool("version", net)
+    assert proc.rc == 0, proc.stderr
+    info = json.loads(proc.stdout)["cni-sysctl"]
+    assert info["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 
 
 def test_dotted_interface_name(env: Env) -> None:
