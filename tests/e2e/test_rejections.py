@@ -63,6 +63,16 @@ def snapshot(env: Env, paths: tuple[str, ...], ns: str) -> dict[str, str]:
     return values
 
 
+def routes_of(env: Env, family: str, ns: str) -> list[tuple[str, str, str]]:
+    """Routes of every table, without what differs between two identical attachments."""
+    out = env.in_ctr("ip", "-j", f"-{family}", "route", "show", "table", "all", ns=ns).stdout
+    return sorted(
+        (str(r.get("dst")), str(r.get("gateway", "")), str(r.get("table", "main")))
+        for r in json.loads(out)
+        if not str(r.get("dst")).startswith("fe80")
+    )
+
+
 def host_only_key(env: Env) -> str:
     for key in HOST_ONLY_CANDIDATES:
         path = "/proc/sys/" + key.replace(".", "/")
@@ -111,6 +121,11 @@ CASES = {
         102,
         ["net.ipv6.conf.eth0.mtu", "'100'"],
         sysctl=["net.ipv4.tcp_keepalive_time=600", "ipv6.conf.mtu=100"],
+    ),
+    "kernel-refuses-during-link-bounce": Case(
+        102,
+        ["net.ipv6.conf.eth0.mtu", "'100'"],
+        sysctl=["ipv6.conf.accept_ra=2", "ipv6.conf.addr_gen_mode=1", "ipv6.conf.mtu=100"],
     ),
     "newline-in-value": Case(
         7, ["net.ipv4.tcp_keepalive_time", "newline"], sysctl={"net.ipv4.tcp_keepalive_time": "600\n700"}
@@ -184,6 +199,10 @@ def test_refused_and_nothing_changed(env: Env, name: str) -> None:
     assert snapshot(env, CONTAINER_SNAPSHOT, env.ctr) == container_before
     assert env.link_up()
     assert env.addresses() == env.addresses(ns=reference)
+    assert not env.tentative()
+    assert len(env.link_local()) == 1, "eth0 lost (or doubled) its link-local address"
+    for family in ("4", "6"):
+        assert routes_of(env, family, env.ctr) == routes_of(env, family, reference)
     assert snapshot(env, HOST_SNAPSHOT, env.host) == host_before
     assert {p: read_host_sysctl(p) for p in REAL_HOST_KEYS} == real_before
 
