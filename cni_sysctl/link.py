@@ -220,7 +220,9 @@ def _complete(base: Any, tail: tuple[int, tuple[tuple[str, str], ...]]) -> Any:
         return base
     nla_map = (*base.nla_map, *entries[len(names) - first :])
     cls = type(base.__name__, (base,), {"__slots__": (), "nla_map": nla_map})
-    cls().compile_nla_table()  # else the parent's compiled table may be inherited
+    # compile now, or the parent's compiled table may be inherited (compile_nla up to 0.7.x)
+    probe = cls()
+    (getattr(probe, "compile_nla_table", None) or probe.compile_nla)()
     return cls
 
 
