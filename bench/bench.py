@@ -606,10 +606,9 @@ class Bench:
             f"1. Chains through cnitool, {self.cycles} cycles (ms; RSS = peak of the whole chain, CPU = user+sys"
             " of the chain)"
         )
-        out("   slow = ADDs more than 40 ms above the row's p50: with IPv6 ranges the bridge plugin now and then")
-        out(
-            "   waits one 50 ms poll (seen in (a) alone, not with IPv4-only ranges); the paired medians below absorb it"
-        )
+        out("   slow = ADDs more than 40 ms above the row's p50: with IPv6 ranges the Go plugins now and then")
+        out("   wait one more 50 ms poll (in (a) alone too; never with IPv4-only ranges); p50 and the")
+        out("   paired medians below absorb it, p90 does not")
         out(
             f"   {'configuration':<58}{'ADD p50':>8}{'ADD p90':>8}{'DEL p50':>8}{'DEL p90':>8}"
             f"{'RSS MB':>8}{'CPU ms':>8}  ok    slow"
