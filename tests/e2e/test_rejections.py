@@ -227,3 +227,41 @@ def test_runtime_config_ignored_without_the_capability(env: Env) -> None:
     ours.update({"sysctl": [], "policy": str(env.tmp / "absent.yaml")})
     env.attach(env.conflist(doc["plugins"]), cap_args={"sysctl": ["ipv6.conf.accept_ra=0"]})
     assert env.sysctl("net/ipv6/conf/eth0/accept_ra") == env.sysctl("net/ipv6/conf/default/accept_ra")
+
+
+POLICY_WITH_RULES = """\
+allow:
+  - key: net.ipv4.tcp_keepalive_*
+    range: [60, 7200]
+  - key: ipv4.conf.rp_filter
+    values: ["0", "1", "2"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("untrusted", "allowed"),
+    [
+        ("net.ipv4.tcp_keepalive_time=600", True),
+        ("net.ipv4.tcp_keepalive_time=10", False),
+        ("net.ipv4.conf.IFNAME.rp_filter=2", True),
+        ("ipv4.conf.rp_filter=2", True),
+        ("ipv4.conf.rp_filter=7", False),
+        ("ipv4.conf.arp_ignore=1", False),
+    ],
+)
+def test_policy_rules_for_runtime_config(env: Env, untrusted: str, allowed: bool) -> None:
+    policy_path = env.tmp / "cni-sysctl.yaml"
+    policy_path.write_text(POLICY_WITH_RULES)
+    doc = load_conflist("sysctl-bridge")
+    plugin_of(doc, "cni-sysctl").update({"sysctl": [], "policy": str(policy_path), "capabilities": {"sysctl": True}})
+    added = env.add(env.conflist(doc["plugins"]), cap_args={"sysctl": [untrusted]})
+    key, _, value = untrusted.partition("=")
+    path = "net/ipv4/tcp_keepalive_time" if "keepalive" in key else f"net/ipv4/conf/eth0/{key.rsplit('.', 1)[1]}"
+    if allowed:
+        assert added.rc == 0, added.stderr
+        assert env.sysctl(path) == value
+    else:
+        assert added.code == 100, added.stderr
+        assert key in added.msg
+        assert str(policy_path) in added.msg
+        assert env.sysctl(path) != value
