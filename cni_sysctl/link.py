@@ -23,9 +23,9 @@ plain socket; pyroute2's own sockets and IPRoute would add 100-170 ms of imports
 
 from __future__ import annotations
 
+import _socket as socket  # the C module behind `socket`, whose Python layer costs ~3 ms of imports
 import errno
 import os
-import socket
 import struct
 
 from .errors import CniError, LinkError, LinkNotFoundError, RollbackError, TryAgainError
@@ -163,7 +163,8 @@ def _admin(ifname: str, want_up: bool | None = None) -> bool:
     """Whether `ifname` is up (IFF_UP) in the current netns; first set it so, if `want_up`."""
     import fcntl
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
         try:
             flags: int = struct.unpack(_IFREQ, fcntl.ioctl(sock, SIOCGIFFLAGS, _ifreq(ifname)))[1]
             if want_up is not None and bool(flags & IFF_UP) != want_up:
@@ -177,6 +178,8 @@ def _admin(ifname: str, want_up: bool | None = None) -> bool:
                 ) from None
             what = "read the state of" if want_up is None else f"set {'up' if want_up else 'down'}"
             raise LinkError(f"cannot {what} interface {ifname}: {exc.strerror}") from None
+    finally:
+        sock.close()
     return bool(flags & IFF_UP)
 
 
