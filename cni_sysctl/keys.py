@@ -176,7 +176,11 @@ def parse_key(raw: object) -> Key:
                 "the short form needs the address family",
                 f"write ipv4.{head}.{comps[1]} or ipv6.{head}.{comps[1]}",
             )
-        raise _reject(key, "not a network sysctl", _OUTSIDE_NET_HINT.format(top=head))
+        raise _reject(
+            key,
+            f"not a network sysctl; {head}.* sysctls belong to the runtime's --sysctl, not to a network plugin",
+            _OUTSIDE_NET_HINT.format(top=head),
+        )
 
     if len(comps) < 3:
         for c in comps:
@@ -272,9 +276,34 @@ def check_value(key: str, raw: object) -> str:
         )
     if value.strip() == "":
         raise KeyRejectedError(f"value of sysctl {key!r} rejected: empty value", 'give a value, e.g. "1"')
+    for field in value.split():
+        digits = field.lstrip("+-")
+        if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+            octal = set(digits) <= set("01234567")
+            raise KeyRejectedError(
+                f"value of sysctl {key!r} rejected: {field!r} has a leading zero, which the kernel reads "
+                + (f"as octal ({int(digits, 8)})" if octal else "as an invalid octal number"),
+                f"write {digits.lstrip('0') or '0'} for the decimal value"
+                + (f", or {int(digits, 8)} if octal was meant" if octal else ""),
+            )
     return value.strip(" \t")
 
 
 def normalise_value(value: str) -> str:
-    """The form used to compare a configured value with what the kernel reads back."""
-    return " ".join(value.split())
+    """The form used to compare a configured value with what the kernel reads back: fields
+    separated by one space, integers in decimal (the kernel parses 0x... as hexadecimal)."""
+    fields = []
+    for field in value.split():
+        body = field.lstrip("+-")
+        if body[:2] in ("0x", "0X"):
+            try:
+                number = int(body, 16)
+            except ValueError:
+                fields.append(field)
+                continue
+            fields.append(str(-number if field.startswith("-") else number))
+        elif body.isdigit():
+            fields.append(str(int(field)))
+        else:
+            fields.append(field)
+    return " ".join(fields)

@@ -304,11 +304,6 @@ def test_three_keys_match_the_shipped_conflist() -> None:
     assert plugin_of(load_conflist("sysctl-bridge"), "cni-sysctl")["sysctl"] == THREE_KEYS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ADD accepts a value the kernel parses differently (base 0: 0x258 -> 600, 0600 -> 384 octal) "
-    "and succeeds; CHECK then compares the text and fails with 104",
-)
 @pytest.mark.parametrize("value", ["0x258", "0600"])
 def test_add_and_check_agree_on_values_the_kernel_rewrites(env: Env, value: str) -> None:
     """Whatever ADD accepts, an immediate CHECK must pass (or ADD must refuse it)."""

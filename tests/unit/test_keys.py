@@ -141,3 +141,18 @@ def test_bad_values_rejected(raw: object, why: str) -> None:
 )
 def test_ifname_rules(name: str, ok: bool) -> None:
     assert (check_ifname(name) is None) is ok
+
+
+@pytest.mark.parametrize("raw", ["0600", "010 20", "-07"])
+def test_leading_zero_integers_rejected_as_octal_ambiguity(raw: str) -> None:
+    with pytest.raises(KeyRejectedError, match="octal"):
+        check_value("net.ipv4.tcp_keepalive_time", raw)
+
+
+@pytest.mark.parametrize(
+    ("configured", "kernel"), [("0x258", "600"), ("32768  60999", "32768\t60999"), ("+5", "5"), ("0", "0")]
+)
+def test_normalised_values_compare_as_the_kernel_reads_them(configured: str, kernel: str) -> None:
+    from cni_sysctl.keys import normalise_value
+
+    assert normalise_value(check_value("k", configured)) == normalise_value(kernel)
