@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import __version__
-from .errors import CniError, ErrorCode, VersionError
+from . import SUPPORTED_VERSIONS, __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,8 +40,6 @@ def _dump(obj: object) -> str:
 
 def _error_version(data: bytes) -> str:
     """The cniVersion to put in an error object: the config's when it has a usable one."""
-    from .config import SUPPORTED_VERSIONS
-
     try:
         import json
 
@@ -54,6 +51,7 @@ def _error_version(data: bytes) -> str:
 
 def _at_least(version: str, floor: str, command: str) -> None:
     from .config import version_tuple
+    from .errors import VersionError
 
     if version_tuple(version) < version_tuple(floor):
         raise VersionError(
@@ -62,8 +60,9 @@ def _at_least(version: str, floor: str, command: str) -> None:
 
 
 def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
+    """Dispatch one CNI command. Each branch imports only what it uses: every container start
+    pays for the imports of ADD and DEL (README, "Performance")."""
     from . import commands
-    from .config import SUPPORTED_VERSIONS, cni_version_of, decode, parse_config
     from .request import read_request
 
     def log(msg: str) -> None:
@@ -74,15 +73,21 @@ def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: Tex
     if cmd == "VERSION":
         version = SUPPORTED_VERSIONS[-1]
         if data.strip():
-            obj = decode(data)
-            v = obj.get("cniVersion")
+            from .config import decode
+
+            v = decode(data).get("cniVersion")
             if isinstance(v, str) and v:
                 version = v
         stdout.write(_dump(commands.cmd_version(version)) + "\n")
         return 0
+
+    from .config import cni_version_of, decode, parse_config
+
+    if cmd == "DEL":
+        commands.cmd_del(req, cni_version_of(decode(data)), log)
+        return 0
     if cmd in ("CHECK", "STATUS", "GC"):
-        obj = decode(data)
-        version = cni_version_of(obj)
+        version = cni_version_of(decode(data))
         _at_least(version, "0.4.0" if cmd == "CHECK" else "1.1.0", cmd)
     config = parse_config(data, need_prev_result=cmd == "ADD")
     if cmd == "ADD":
@@ -90,8 +95,6 @@ def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: Tex
         stdout.write(_dump(out) + "\n")
     elif cmd == "CHECK":
         commands.cmd_check(req, config, log)
-    elif cmd == "DEL":
-        commands.cmd_del(req, config, log)
     elif cmd == "STATUS":
         commands.cmd_status(config, log)
     elif cmd == "GC":
@@ -114,10 +117,10 @@ def main(
     if argv and not environ.get("CNI_COMMAND"):
         return _operator(argv, stdin, stdout, stderr)
     if not environ.get("CNI_COMMAND"):
-        from .config import SUPPORTED_VERSIONS
-
         stderr.write(USAGE.format(about=ABOUT.format(version=__version__), versions=", ".join(SUPPORTED_VERSIONS)))
         return 0
+
+    from .errors import CniError, ErrorCode
 
     data = b""
     try:
@@ -146,8 +149,6 @@ def main(
 
 
 def _operator(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO) -> int:
-    from .config import SUPPORTED_VERSIONS
-
     sub = argv[0]
     if sub in ("-h", "--help", "help"):
         stdout.write(USAGE.format(about=ABOUT.format(version=__version__), versions=", ".join(SUPPORTED_VERSIONS)))

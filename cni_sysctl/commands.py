@@ -5,25 +5,27 @@ request/config -> keys -> policy -> plan -> (netns: procsys, link) -> result.
 
 from __future__ import annotations
 
-import os
-
-from . import policy, procsys, result
-from .config import DEFAULT_POLICY, SUPPORTED_VERSIONS, Config
-from .errors import CheckMismatchError, CniError, LinkNotFoundError, NotAvailableError, RollbackError
-from .netns import NetnsEntered
-from .plan import Plan, build_plan
+from . import SUPPORTED_VERSIONS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .config import Config
+    from .plan import Plan
     from .request import Request
     from .result import Expected
 
     Log = Callable[[str], None]
 
+# Each command imports what it uses when it runs: DEL and VERSION, run for every container
+# teardown and every config load, must not pay for the ADD machinery.
+
 
 def _plan(req: Request, config: Config) -> Plan:
+    from . import result
+    from .plan import build_plan
+
     prev = config.prev_result
     if prev is not None:
         result.validate(prev)
@@ -33,9 +35,16 @@ def _plan(req: Request, config: Config) -> Plan:
 
 def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
     """Validate everything, then write inside the netns; returns prevResult unchanged."""
+    from . import result
+    from .netns import NetnsEntered
+
     assert config.prev_result is not None  # parse_config(need_prev_result=True)
     plan = _plan(req, config)
-    policy.check_untrusted(config.untrusted, config.policy)
+    untrusted = config.untrusted
+    if untrusted:
+        from . import policy
+
+        policy.check_untrusted(untrusted, config.policy)
     if plan.writes:
         expected = result.expected_state(config.prev_result, plan.ifnames)
         with NetnsEntered(req.netns):
@@ -44,7 +53,8 @@ def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
 
 
 def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
-    from . import link
+    from . import link, procsys
+    from .errors import CniError, RollbackError
 
     arrived_down = [i for i in plan.ifnames if not link.is_up(i)]
     resolved = procsys.resolve(plan.writes)
@@ -80,10 +90,12 @@ def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
 
 
 def cmd_check(req: Request, config: Config, log: Log) -> None:
+    from . import link, procsys
+    from .errors import CheckMismatchError, LinkNotFoundError
+    from .netns import NetnsEntered
+
     plan = _plan(req, config)
     with NetnsEntered(req.netns):
-        from . import link
-
         gone: list[str] = []
         for ifname in plan.ifnames:
             try:
@@ -100,13 +112,22 @@ def cmd_check(req: Request, config: Config, log: Log) -> None:
         raise CheckMismatchError("sysctl differs from the configuration: " + "; ".join(wrong))
 
 
-def cmd_del(req: Request, config: Config, log: Log) -> None:
+def cmd_del(req: Request, cni_version: str, log: Log) -> None:
     """Nothing to undo: per-interface values go with the interface and netns-wide ones with the
-    netns, so DEL keeps no state, never enters (or creates) CNI_NETNS and always succeeds."""
+    netns, so DEL keeps no state, never enters (or creates) CNI_NETNS and always succeeds.
+
+    It takes only the config's version, not the parsed config: a conflist edited into an
+    invalid one must not make existing containers impossible to tear down."""
 
 
 def cmd_status(config: Config, log: Log) -> None:
     """Ready when the policy file, if any, is readable and valid."""
+    import os
+
+    from . import policy
+    from .config import DEFAULT_POLICY
+    from .errors import CniError, NotAvailableError
+
     path = config.policy
     if not config.policy_explicit and not os.path.exists(DEFAULT_POLICY):
         return

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
+from . import SUPPORTED_VERSIONS
 from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
 from .keys import Key, check_value, parse_key
 from .request import ID_RE
 
-SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LINK_BOUNCE_MODES = ("auto", "always", "never")
 DEFAULT_POLICY = "/etc/cni/cni-sysctl.yaml"
 
