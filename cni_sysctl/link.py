@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import _socket as socket  # the C module behind `socket`, whose Python layer costs ~3 ms of imports
 import errno
+import functools
 import os
 import struct
 
@@ -448,19 +449,23 @@ class _Addr:
         """Made by the kernel's link-local generation (addr_gen_mode), not by IPAM."""
         if self.family != socket.AF_INET6 or not self.key[1].startswith(b"\xfe\x80"):
             return False
-        if self.proto is not None:
+        if self.proto is not None or _kernel_marks_origin():
             return self.proto == IFAPROT_KERNEL_LL
-        # kernels before 5.18 do not say who made an address: any fe80::/64 counts as generated
+        # older kernels do not say who made an address: any fe80::/64 counts as generated
         return self.scope == RT_SCOPE_LINK and self.prefixlen == 64
 
     @property
     def autoconf(self) -> bool:
-        """Made by SLAAC from router advertisements (or a privacy address): the kernel's."""
-        if self.family != socket.AF_INET6:
+        """Made by SLAAC from router advertisements, or a privacy address: the kernel's."""
+        if self.family != socket.AF_INET6 or self.kernel_link_local:
             return False
-        if self.proto == IFAPROT_KERNEL_RA or self.flags & IFA_F_TEMPORARY:
+        if self.flags & IFA_F_TEMPORARY:
             return True
-        return not self.flags & IFA_F_PERMANENT and not self.kernel_link_local
+        if self.proto is not None or _kernel_marks_origin():
+            return self.proto == IFAPROT_KERNEL_RA
+        # older kernels: SLAAC addresses are the ones with lifetimes (an address that user
+        # space gave lifetimes, e.g. from DHCPv6, is counted with them and not re-added)
+        return not self.flags & IFA_F_PERMANENT
 
     def describe(self, ifname: str) -> str:
         return f"address {self.local}/{self.prefixlen} on {ifname}"
@@ -598,6 +603,15 @@ class _Link:
         self.touched = False  # set before the first change made to this link
 
 
+@functools.cache
+def _kernel_marks_origin() -> bool:
+    """Whether the kernel tags the addresses it makes with IFA_PROTO (Linux >= 5.18); then an
+    address without the attribute was added by user space (the kernel omits proto 0)."""
+    major, _, rest = os.uname().release.partition(".")
+    minor = "".join(c for c in rest.split(".")[0] if c.isdigit())
+    return major.isdigit() and minor != "" and (int(major), int(minor)) >= (5, 18)
+
+
 def _netns_id() -> tuple[int, int]:
     st = os.stat("/proc/thread-self/ns/net")
     return st.st_dev, st.st_ino
@@ -620,6 +634,7 @@ class Bounce:
         self.ifnames = list(dict.fromkeys(ifnames))
         self.expected = dict(expected or {})
         self._links: list[_Link] = []
+        self._missing_before: set[str] = set()  # prevResult's items the link lacked already
         self._nl: _Rtnl | None = None
         self._netns: tuple[int, int] | None = None
 
@@ -646,6 +661,10 @@ class Bounce:
                 link.addrs = addrs.get(link.index, [])
                 link.routes = [route for route in routes if link.index in route.oifs]
                 link.neighs = [neigh for neigh in neighs if neigh.fields["ifindex"] == link.index]
+                if link.ifname in self.expected:
+                    have = {addr.key: addr for addr in link.addrs}
+                    missing = _check_expected(link.ifname, self.expected[link.ifname], have, link.routes)
+                    self._missing_before.update(p for p in missing if "missing" in p)
                 for route in link.routes:
                     if route.nh_id is not None:
                         raise LinkError(
@@ -663,6 +682,9 @@ class Bounce:
                 _admin(link.ifname, False)
         except CniError as exc:
             self._fail(exc)
+        except BaseException:  # a bug or an interrupt: undo, then let it through
+            self._restore_quietly()
+            raise
 
     def up(self) -> None:
         """Set each link up, put back addresses, routes and static neighbours, verify them
@@ -680,6 +702,9 @@ class Bounce:
                 raise LinkError("after the link bounce: " + "; ".join(problems))
         except CniError as exc:
             self._fail(exc)
+        except BaseException:  # a bug or an interrupt: undo, then let it through
+            self._restore_quietly()
+            raise
         self._close()
 
     def restore(self) -> None:
@@ -730,6 +755,14 @@ class Bounce:
         except RollbackError as err:
             raise RollbackError(f"{exc.msg}; {err.msg}", exc.details) from exc
         raise exc
+
+    def _restore_quietly(self) -> None:
+        """restore() after an unexpected exception, which is what gets reported: a failing
+        restore is left for the caller's own restore() call to report."""
+        try:
+            self.restore()
+        except RollbackError:
+            return
 
     def _dump_addrs(self) -> dict[int, list[_Addr]]:
         nl = self._rtnl()
@@ -856,7 +889,9 @@ class Bounce:
                 if want_up and not (route.kernel_owned if forward else route.derived) and route.key() not in keys:
                     problems.append(f"{route.describe()} on {link.ifname} missing")
             if forward and link.ifname in self.expected:
-                problems += _check_expected(link.ifname, self.expected[link.ifname], have, through)
+                # what prevResult names and the link had before the bounce must be there again
+                found = _check_expected(link.ifname, self.expected[link.ifname], have, through)
+                problems += [p for p in found if p not in self._missing_before]
         return problems
 
 
