@@ -92,7 +92,6 @@ NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 NLM_F_REQUEST = 0x1
-NLM_F_MULTI = 0x2
 NLM_F_ACK = 0x4
 NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
@@ -118,8 +117,7 @@ RT_SCOPE_LINK = 253
 INFINITY_LIFE_TIME = 0xFFFFFFFF
 
 RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA = 1, 2, 9
-RT_TABLE_LOCAL = 255
-RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST = 1, 2, 3, 4, 5
+RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST = 2, 3, 4, 5
 RTNH_F_ONLINK = 0x4
 RTM_F_CLONED = 0x200
 NUD_PERMANENT = 0x80
@@ -148,6 +146,7 @@ _ROUTE_ATTRS = (
 )
 _KERNEL_ROUTE_TYPES = (RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST)
 _DUMP_TRIES = 5
+_REPLY_TIMEOUT = 10.0  # seconds
 _RECV_SIZE = 65536  # the kernel fills dump datagrams up to 32 KiB
 
 # --- the cheap path: one ioctl, no pyroute2 ----------------------------------------------------
@@ -319,6 +318,7 @@ class _Rtnl:
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # errors echo only the header
             self.sock.bind((0, 0))
+            self.sock.settimeout(_REPLY_TIMEOUT)  # a kernel that never answers is an error, not a hang
         except OSError:
             self.sock.close()
             raise
