@@ -290,8 +290,15 @@ def _rtnl() -> SimpleNamespace:
         )
         try:
             _import_without_package_init(modules)
-        except ImportError as exc:
-            raise LinkError("cannot bounce the link: pyroute2 is not importable", f"{exc}") from None
+        except ImportError:
+            # A pyroute2 whose layout the shortcut does not fit: the ordinary (slow) import.
+            import importlib
+
+            try:
+                for name in modules:
+                    importlib.import_module(name)
+            except ImportError as exc:
+                raise LinkError("cannot bounce the link: pyroute2 is not importable", f"{exc}") from None
         mods: dict[str, ModuleType] = {name: sys.modules[name] for name in modules}
         _LOADED["rt"] = SimpleNamespace(
             nlmsgerr=mods["pyroute2.netlink"].nlmsgerr,

@@ -7,49 +7,11 @@ was written.
 from __future__ import annotations
 
 from .keys import display
+from .link import BOUNCE_PARAMS  # cheap: link.py imports pyroute2 only inside a Bounce
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Config, Entry
-
-# Per-interface parameters that only take effect when the link comes up or the inet6 device is
-# set up; docs/link-bounce.md gives the kernel facts behind each. Kept here, not in link.py, so
-# that planning never imports the netlink side.
-BOUNCE_PARAMS = frozenset(
-    (
-        "addr_gen_mode",
-        "stable_secret",
-        "accept_ra",
-        "accept_ra_defrtr",
-        "accept_ra_from_local",
-        "accept_ra_min_hop_limit",
-        "accept_ra_min_lft",
-        "accept_ra_mtu",
-        "accept_ra_pinfo",
-        "accept_ra_rt_info_max_plen",
-        "accept_ra_rt_info_min_plen",
-        "accept_ra_rtr_pref",
-        "autoconf",
-        "use_tempaddr",
-        "temp_prefered_lft",
-        "temp_valid_lft",
-        "router_solicitations",
-        "router_solicitation_delay",
-        "router_solicitation_interval",
-        "router_solicitation_max_interval",
-        "dad_transmits",
-        "enhanced_dad",
-        "optimistic_dad",
-        "use_optimistic",
-        "ndisc_notify",
-        "arp_notify",
-        "max_addresses",
-        "regen_max_retry",
-        "max_desync_factor",
-        "rtr_solicits",
-    )
-)
-
 
 class Write:
     """One value to write at one path, in declared order."""
