@@ -62,6 +62,18 @@ def _at_least(version: str, floor: str, command: str) -> None:
 def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch one CNI command. Each branch imports only what it uses: every container start
     pays for the imports of ADD and DEL (README, "Performance")."""
+    if environ.get("CNI_COMMAND") == "VERSION":
+        # Runtimes ask every plugin of every conflist they load: nothing but json is needed.
+        version = SUPPORTED_VERSIONS[-1]
+        if data.strip():
+            from .config import decode
+
+            v = decode(data).get("cniVersion")
+            if isinstance(v, str) and v:
+                version = v
+        stdout.write(_dump({"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}) + "\n")
+        return 0
+
     from . import commands
     from .request import read_request
 
@@ -70,16 +82,6 @@ def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: Tex
 
     req = read_request(environ)
     cmd = req.command
-    if cmd == "VERSION":
-        version = SUPPORTED_VERSIONS[-1]
-        if data.strip():
-            from .config import decode
-
-            v = decode(data).get("cniVersion")
-            if isinstance(v, str) and v:
-                version = v
-        stdout.write(_dump(commands.cmd_version(version)) + "\n")
-        return 0
 
     from .config import cni_version_of, decode, parse_config
 

@@ -5,8 +5,6 @@ request/config -> keys -> policy -> plan -> (netns: procsys, link) -> result.
 
 from __future__ import annotations
 
-from . import SUPPORTED_VERSIONS
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,7 +137,3 @@ def cmd_status(config: Config, log: Log) -> None:
 
 def cmd_gc(config: Config, log: Log) -> None:
     """The plugin keeps no state, so there is nothing to collect."""
-
-
-def cmd_version(cni_version: str) -> dict[str, object]:
-    return {"cniVersion": cni_version, "supportedVersions": list(SUPPORTED_VERSIONS)}

@@ -12,7 +12,7 @@ import json
 from . import SUPPORTED_VERSIONS
 from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
 from .keys import Key, check_value, parse_key
-from .request import ID_RE
+from .request import valid_id
 
 LINK_BOUNCE_MODES = ("auto", "always", "never")
 DEFAULT_POLICY = "/etc/cni/cni-sysctl.yaml"
@@ -149,7 +149,7 @@ def parse_config(data: bytes, *, need_prev_result: bool = False) -> Config:
     name = obj.get("name")
     if not isinstance(name, str) or name == "":
         raise ConfigError("missing network name", 'set "name" in the conflist')
-    if not ID_RE.match(name):
+    if not valid_id(name):
         raise ConfigError(
             f"invalid network name {name!r}",
             "names hold only letters, digits, '_', '.', '-' and start with a letter or digit",

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Config, Entry
 
+
 class Write:
     """One value to write at one path, in declared order."""
 

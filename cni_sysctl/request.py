@@ -6,8 +6,6 @@ invalid variable of a request is reported together, in one error (CNI code 4).
 
 from __future__ import annotations
 
-import re
-
 from .errors import EnvironmentVariableError
 from .keys import check_ifname
 
@@ -17,11 +15,17 @@ if TYPE_CHECKING:
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*\Z")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_ID_CHARS = _ALNUM | frozenset("_.-")
+
+
+def valid_id(value: str) -> bool:
+    """The libcni rule for container IDs and network names: ^[A-Za-z0-9][A-Za-z0-9_.-]*$"""
+    return bool(value) and value[0] in _ALNUM and _ID_CHARS.issuperset(value)
 
 
 def _container_id(value: str) -> str | None:
-    if ID_RE.match(value):
+    if valid_id(value):
         return None
     return "must start with a letter or digit and hold only letters, digits, '_', '.', '-'"
 
