@@ -84,3 +84,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for line in _unexpected_skips:
             print(f"  {line}")
         session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e and tests/runtime drives a real runtime or libcni client."""
+    for item in items:
+        parts = item.path.parts
+        if "e2e" in parts or "runtime" in parts:
+            item.add_marker(pytest.mark.e2e)
