@@ -16,11 +16,21 @@ COMPONENT = st.sampled_from(
 )
 
 
+GOOD = st.sampled_from(["ipv4", "ipv6", "conf", "neigh", "IFNAME", "all", "default", "lo", "rp_filter", "core", "eth0"])
+
+
 def keys() -> st.SearchStrategy[str]:
-    joined = st.lists(COMPONENT, min_size=1, max_size=7).flatmap(
-        lambda parts: st.sampled_from([".", "/"]).map(lambda sep: sep.join(parts))
+    def join(head: str, parts: list[str], sep: str) -> str:
+        return sep.join([head, *parts])
+
+    # mostly well-formed shapes with an occasional tricky component, plus arbitrary text
+    shaped = st.builds(
+        join,
+        st.sampled_from(["net", "ipv4", "ipv6", "kernel", "", "/proc"]),
+        st.lists(st.one_of(GOOD, GOOD, GOOD, COMPONENT), min_size=1, max_size=5),
+        st.sampled_from([".", "/"]),
     )
-    return st.one_of(st.text(ALPHABET, max_size=40), joined, st.text(max_size=30))
+    return st.one_of(shaped, shaped, shaped, st.text(ALPHABET, max_size=40), st.text(max_size=30))
 
 
 IFNAMES = st.text(st.sampled_from(list("eth0.1-_:/ ")), min_size=1, max_size=16).filter(
