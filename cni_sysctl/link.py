@@ -111,6 +111,10 @@ IFA_F_DADFAILED = 0x08
 IFA_F_TEMPORARY = 0x01  # IPv6; IFA_F_SECONDARY for IPv4 (kernel-set either way)
 IFA_F_TENTATIVE = 0x40
 IFA_F_PERMANENT = 0x80
+IFA_F_HOMEADDRESS = 0x10
+IFA_F_MANAGETEMPADDR = 0x100
+IFA_F_NOPREFIXROUTE = 0x200
+IFA_F_MCAUTOJOIN = 0x400
 IFAPROT_KERNEL_RA = 2
 IFAPROT_KERNEL_LL = 3
 RT_SCOPE_LINK = 253
@@ -829,13 +833,18 @@ class Bounce:
         for link in links:
             link_up = forward or link.was_up
             have = {addr.key: addr for addr in current.get(link.index, [])}
-            for addr in link.addrs:
+            for addr in _in_kernel_order(link.addrs):
                 if not self._restorable(addr, forward):
                     continue
                 now = have.get(addr.key)
                 if now is not None:
-                    if now.kernel_link_local or not (link_up and now.tentative and not addr.tentative):
-                        continue  # there and usable, or the kernel's own in its DAD as at any link-up
+                    if now.kernel_link_local:
+                        continue  # the kernel's own, in its DAD as at any link-up
+                    if not (link_up and now.tentative and not addr.tentative):
+                        if (now.flags ^ addr.flags) & _SETTABLE_FLAGS:
+                            # e.g. the IFA_F_NODAD of an interrupted _add_addr: give its own back
+                            _set_flags(nl, addr, link)
+                        continue  # there and usable
                     nl.request(now.message(nl.rt), RTM_DELADDR, ok=errno.EADDRNOTAVAIL)
                 _add_addr(nl, addr, link, link_up)
             if not forward:  # link-local addresses made under the new sysctls go
@@ -900,6 +909,26 @@ class Bounce:
                 found = _check_expected(link.ifname, self.expected[link.ifname], have, through)
                 problems += [p for p in found if p not in self._missing_before]
         return problems
+
+
+# Address flags user space sets (the others, tentative, deprecated, dadfailed, ..., are the
+# kernel's report of the address's state).
+_SETTABLE_FLAGS = IFA_F_NODAD | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR | IFA_F_NOPREFIXROUTE | IFA_F_MCAUTOJOIN
+
+
+def _in_kernel_order(addrs: list[_Addr]) -> list[_Addr]:
+    """The order in which to add `addrs` so that the kernel lists them as in the snapshot: it
+    appends IPv4 addresses but puts a new IPv6 address before the others of its scope. Order
+    matters: with equal preference, the first listed address is the source address chosen."""
+    v6 = [addr for addr in addrs if addr.family == socket.AF_INET6]
+    return [addr for addr in addrs if addr.family != socket.AF_INET6] + v6[::-1]
+
+
+def _set_flags(nl: _Rtnl, addr: _Addr, link: _Link) -> None:
+    try:
+        nl.request(addr.message(nl.rt), RTM_NEWADDR, NLM_F_REPLACE)
+    except nl.rt.NetlinkError as exc:
+        raise LinkError(f"cannot restore the flags of {addr.describe(link.ifname)}", _why(exc)) from None
 
 
 def _add_addr(nl: _Rtnl, addr: _Addr, link: _Link, link_up: bool) -> None:

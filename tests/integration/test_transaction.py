@@ -487,14 +487,6 @@ def _source6(ns: str) -> str:
     return words[words.index("src") + 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: restoring the IPv6 addresses that a down flushed re-adds them in snapshot order; the "
-    "kernel lists a scope's addresses newest first, so their order is reversed (fd00:98:1::2 was listed "
-    "before fd00:98::2, now after) and with it the source address picked for off-link destinations when "
-    "RFC 6724's rules tie (src fd00:98:1::2 before, fd00:98::2 after). up() restores the same way, so a "
-    "successful bounce reverses them too",
-)
 def test_ipv6_address_order_survives_a_rollback(
     box: Sandbox, before: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -546,16 +538,7 @@ ADDRS = {
     "which",
     [
         "add",
-        pytest.param(
-            "flags",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: when giving a restored IPv6 address its own flags back fails in up(), restore() "
-                "finds the address present and usable and keeps it, with the IFA_F_NODAD that up() added only "
-                "to skip DAD: `inet6 fd00:98:1::2/64 scope global` comes back as `... scope global nodad` "
-                "(link.Bounce._converge compares addresses by key, never their flags)",
-            ),
-        ),
+        "flags",
     ],
 )
 def test_address_restore_fails_in_up(
