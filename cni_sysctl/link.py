@@ -556,7 +556,10 @@ class _Route:
 
     def key(self) -> tuple[object, ...]:
         f = self.fields
-        return (f["family"], self.table, self.dst, f["dst_len"], f["src_len"], f["tos"], self.priority, f["type"])
+        return (
+            f["family"], self.table, self.dst, f["dst_len"], f["src_len"], f["tos"], self.priority, f["type"],
+            tuple(sorted(self.gateways)), tuple(sorted(self.oifs)),
+        )  # fmt: skip
 
     def describe(self) -> str:
         dst = f"{self.dst}/{self.fields['dst_len']}" if self.dst else "default"
@@ -864,7 +867,10 @@ class Bounce:
             failed = []
             for link, route in pending:
                 try:
-                    nl.request(route.message(nl.rt), RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ok=errno.EEXIST)
+                    # Not NLM_F_EXCL: for IPv6 the kernel refuses an exclusive add when any route
+                    # of that destination and metric exists, whatever its gateway, e.g. an RA's
+                    # default route learned during the bounce. EEXIST without it: the same route.
+                    nl.request(route.message(nl.rt), RTM_NEWROUTE, NLM_F_CREATE, ok=errno.EEXIST)
                 except nl.rt.NetlinkError as exc:
                     failed.append((link, route, exc))
             if len(failed) == len(pending):
@@ -966,6 +972,8 @@ def _check_expected(ifname: str, expected: Expected, have: dict[Any, _Addr], rou
             continue
         net = _network(packed, plen)
         for route in routes:
+            if route.derived:
+                continue  # prevResult's routes are IPAM's: one learned from an RA does not count
             if route.fields["family"] != family or route.fields["dst_len"] != plen:
                 continue
             at = socket.inet_pton(family, route.dst) if route.dst else bytes(len(packed))

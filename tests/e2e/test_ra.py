@@ -319,17 +319,6 @@ def test_an_ra_before_the_write_tuning_keeps_it_cni_sysctl_does_not(ra_env: Env)
         assert ra_default(env, ns)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: the bounce restores routes with NLM_F_CREATE|NLM_F_EXCL and takes EEXIST for 'already "
-    "there', but the kernel answers EEXIST to an exclusive IPv6 add whenever a route of the same "
-    "destination, table and metric exists, whatever its gateway: here the RA's `default via fe80::... "
-    "proto ra metric 1024`, learned the moment the link came up. IPAM's `default via fd00:88:1::1 metric "
-    "1024` is never put back, and ADD succeeds: the verification's route key (_Route.key) has no "
-    "gateway, nor has prevResult's route ({'dst': '::/0'}). Without NLM_F_EXCL on the route re-adds "
-    "(checked) both routes end up there",
-)
 def test_accept_ra_2_keeps_the_ipam_default_route_beside_the_ra_one(ra_env: Env) -> None:
     """With accept_ra=2 the bounce's link-up lets RAs in at once; one that comes before the
     bounce has put the IPAM routes back must not cost any of them. Both default routes end up
