@@ -59,22 +59,27 @@ def _at_least(version: str, floor: str, command: str) -> None:
         )
 
 
+def _version_info(data: bytes) -> str | None:
+    """The VERSION answer, in the cniVersion asked for; None when stdin is not a usable config
+    (run_cni then reports the decoding error)."""
+    import json
+
+    version: object = SUPPORTED_VERSIONS[-1]
+    if data.strip():
+        try:
+            version = json.loads(data).get("cniVersion") or version
+        except (ValueError, AttributeError):
+            return None
+    if not isinstance(version, str):
+        return None
+    return _dump({"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}) + "\n"
+
+
 def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch one CNI command. Each branch imports only what it uses: every container start
     pays for the imports of ADD and DEL (README, "Performance")."""
-    if environ.get("CNI_COMMAND") == "VERSION":
-        # Runtimes ask every plugin of every conflist they load: nothing but json is needed.
-        version = SUPPORTED_VERSIONS[-1]
-        if data.strip():
-            from .config import decode
-
-            v = decode(data).get("cniVersion")
-            if isinstance(v, str) and v:
-                version = v
-        stdout.write(_dump({"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}) + "\n")
-        return 0
-
     from . import commands
+    from .config import cni_version_of, decode, parse_config
     from .request import read_request
 
     def log(msg: str) -> None:
@@ -82,8 +87,8 @@ def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: Tex
 
     req = read_request(environ)
     cmd = req.command
-
-    from .config import cni_version_of, decode, parse_config
+    if cmd == "VERSION":  # main() answered unless stdin was unusable: report why
+        cni_version_of(decode(data))
 
     if cmd == "DEL":
         commands.cmd_del(req, cni_version_of(decode(data)), log)
@@ -122,17 +127,24 @@ def main(
         stderr.write(USAGE.format(about=ABOUT.format(version=__version__), versions=", ".join(SUPPORTED_VERSIONS)))
         return 0
 
+    data = b""
+    read_error: OSError | None = None
+    try:
+        data = (stdin if stdin is not None else sys.stdin.buffer).read()
+    except OSError as exc:
+        read_error = exc
+    if read_error is None and environ.get("CNI_COMMAND") == "VERSION":
+        # Runtimes ask every plugin of every conflist they load: json is all this needs.
+        info = _version_info(data)
+        if info is not None:
+            stdout.write(info)
+            return 0
+
     from .errors import CniError, ErrorCode
 
-    data = b""
     try:
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        try:
-            data = stream.read()
-        except OSError as exc:
-            raise CniError(
-                f"cannot read the network configuration from stdin: {exc}", code=ErrorCode.IO_FAILURE
-            ) from None
+        if read_error is not None:
+            raise CniError(f"cannot read the network configuration from stdin: {read_error}", code=ErrorCode.IO_FAILURE)
         return run_cni(environ, data, stdout, stderr)
     except CniError as err:
         stdout.write(_dump(err.to_json(_error_version(data))) + "\n")

@@ -11,8 +11,11 @@ import json
 
 from . import SUPPORTED_VERSIONS
 from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
-from .keys import Key, check_value, parse_key
 from .request import valid_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .keys import Key
 
 LINK_BOUNCE_MODES = ("auto", "always", "never")
 DEFAULT_POLICY = "/etc/cni/cni-sysctl.yaml"
@@ -108,6 +111,8 @@ def cni_version_of(obj: dict[str, object]) -> str:
 
 
 def _entries(raw: object, source: str) -> list[Entry]:
+    from .keys import check_value, parse_key  # not needed by DEL, which never parses keys
+
     if raw is None:
         return []
     out: list[Entry] = []

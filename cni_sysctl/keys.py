@@ -20,7 +20,6 @@ PLACEHOLDER = "IFNAME"
 # Pseudo-interfaces that exist in every netns and are not a generated name.
 NETNS_WIDE_DEVICES = ("all", "default", "lo")
 MAX_VALUE_LENGTH = 256
-IFNAMSIZ = 16
 
 _COMPONENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _GLOB_CHARS = frozenset("*?[]{}")
@@ -77,19 +76,6 @@ class Key:
 
     def __hash__(self) -> int:
         return hash(self.parts)
-
-
-def check_ifname(value: str) -> str | None:
-    """Why `value` cannot be an interface name (None when it can): the kernel's rules."""
-    if value == "":
-        return "empty"
-    if len(value.encode()) >= IFNAMSIZ:
-        return "longer than 15 bytes (IFNAMSIZ)"
-    if value in (".", ".."):
-        return "'.' and '..' are not interface names"
-    if any(c in "/:\x00" or c.isspace() for c in value):
-        return "contains '/', ':', NUL or whitespace"
-    return None
 
 
 def display(parts: tuple[str, ...]) -> str:

@@ -7,7 +7,6 @@ invalid variable of a request is reported together, in one error (CNI code 4).
 from __future__ import annotations
 
 from .errors import EnvironmentVariableError
-from .keys import check_ifname
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,6 +21,22 @@ _ID_CHARS = _ALNUM | frozenset("_.-")
 def valid_id(value: str) -> bool:
     """The libcni rule for container IDs and network names: ^[A-Za-z0-9][A-Za-z0-9_.-]*$"""
     return bool(value) and value[0] in _ALNUM and _ID_CHARS.issuperset(value)
+
+
+IFNAMSIZ = 16
+
+
+def check_ifname(value: str) -> str | None:
+    """Why `value` cannot be an interface name (None when it can): the kernel's rules."""
+    if value == "":
+        return "empty"
+    if len(value.encode()) >= IFNAMSIZ:
+        return "longer than 15 bytes (IFNAMSIZ)"
+    if value in (".", ".."):
+        return "'.' and '..' are not interface names"
+    if any(c in "/:\x00" or c.isspace() for c in value):
+        return "contains '/', ':', NUL or whitespace"
+    return None
 
 
 def _container_id(value: str) -> str | None:

@@ -7,7 +7,7 @@ every ``ips`` entry carries ``"version": "4"|"6"``; from 1.0.0 on it has none.
 from __future__ import annotations
 
 from .errors import ConfigError, VersionError
-from .keys import check_ifname
+from .request import check_ifname
 
 _FIRST_VERSIONLESS = (1, 0, 0)
 _RESULT_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")

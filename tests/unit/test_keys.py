@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from cni_sysctl.errors import ErrorCode, KeyRejectedError
-from cni_sysctl.keys import check_ifname, check_value, display, parse_key
+from cni_sysctl.keys import check_value, display, parse_key
+from cni_sysctl.request import check_ifname
 
 
 @pytest.mark.parametrize(

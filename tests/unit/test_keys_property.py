@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cni_sysctl.errors import KeyRejectedError
-from cni_sysctl.keys import check_ifname, parse_key
+from cni_sysctl.keys import parse_key
 from cni_sysctl.procsys import path_of
+from cni_sysctl.request import check_ifname
 
 ALPHABET = st.sampled_from(list("net.ipv46conf/neighIFNAME*?[ ]\x00\n-_aklm.."))
 COMPONENT = st.sampled_from(
