@@ -2,8 +2,10 @@
 
 Runtimes start plugins with almost no environment, from any directory. The launcher written
 here names its interpreter by absolute path, runs it isolated and without the site module
-(`-IS`: no PYTHONPATH, no user site, no .pth crawl), and puts exactly the directories that hold
-cni_sysctl and its dependencies on sys.path. No entry-point scanning happens at start-up.
+(`-IS`: no PYTHONPATH, no user site, no .pth crawl), and appends exactly the directories that
+hold cni_sysctl and its dependencies to sys.path: after the standard library, so that its
+imports (json, re, ...) are found without looking there first; none of these names is a
+standard-library one. No entry-point scanning happens at start-up.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ LAUNCHER = """\
 #!{python} -IS
 # cni-sysctl CNI plugin launcher, written by `cni-sysctl install`; rerun it after upgrading.
 import sys
-sys.path[:0] = {paths!r}
+sys.path += {paths!r}
 from cni_sysctl.cli import main
 raise SystemExit(main())
 """
