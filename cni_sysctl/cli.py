@@ -35,7 +35,7 @@ Operator commands:
 def _dump(obj: object) -> str:
     import json
 
-    return json.dumps(obj, indent=2)
+    return json.dumps(obj, separators=(",", ":"))  # compact: the C encoder (indent is pure Python)
 
 
 def _error_version(data: bytes) -> str:

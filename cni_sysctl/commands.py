@@ -51,10 +51,10 @@ def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
 
 
 def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
-    from . import link, procsys
+    from . import linkstate, procsys
     from .errors import CniError, RollbackError
 
-    arrived_down = [i for i in plan.ifnames if not link.is_up(i)]
+    arrived_down = [i for i in plan.ifnames if not linkstate.is_up(i)]
     resolved = procsys.resolve(plan.writes)
     # A link that arrived down is written while down and then brought up; the Bounce records
     # its state, so a failure returns it to down.
@@ -63,7 +63,9 @@ def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
     bounce = None
     try:
         if bounce_ifnames:
-            bounce = link.Bounce(bounce_ifnames, expected)
+            from .link import Bounce  # netlink (pyroute2's message classes): only for a bounce
+
+            bounce = Bounce(bounce_ifnames, expected)
             bounce.down()
         for note in procsys.apply(resolved, journal):
             log(note)
@@ -88,7 +90,7 @@ def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
 
 
 def cmd_check(req: Request, config: Config, log: Log) -> None:
-    from . import link, procsys
+    from . import linkstate, procsys
     from .errors import CheckMismatchError, LinkNotFoundError
     from .netns import NetnsEntered
 
@@ -97,7 +99,7 @@ def cmd_check(req: Request, config: Config, log: Log) -> None:
         gone: list[str] = []
         for ifname in plan.ifnames:
             try:
-                link.is_up(ifname)
+                linkstate.is_up(ifname)
             except LinkNotFoundError:
                 gone.append(ifname)
         if gone:

@@ -1,4 +1,4 @@
-"""Link state inside the container netns: cheap up/down checks, and the link bounce.
+"""The link bounce: snapshot, down, up, restore, over netlink (the only module using pyroute2).
 
 Some per-interface sysctls only act when the link comes up or its inet6 device is set up
 (BOUNCE_PARAMS; docs/link-bounce.md gives the kernel facts). When the chained plugin left the
@@ -13,12 +13,14 @@ A failure in up() returns the netns to its snapshot before raising; the caller c
 restore() after rolling back its own writes (it is idempotent), and after a failure of its
 own between down() and up().
 
-Everything here runs in the calling thread's current netns: build the Bounce, and call
-is_up()/set_up(), inside `NetnsEntered`. Sockets are created lazily, after entering.
+Everything here runs in the calling thread's current netns: build the Bounce inside
+`NetnsEntered`. Sockets are created lazily, after entering. The cheap link state (is_up,
+set_up, BOUNCE_PARAMS: one ioctl, no pyroute2) lives in linkstate.py and is re-exported here;
+an ADD without a bounce never imports this module.
 
-Cost: is_up()/set_up() use one ioctl each and never import pyroute2. A Bounce imports only
-pyroute2's rtnetlink message classes (for encoding and decoding) and speaks netlink over a
-plain socket; pyroute2's own sockets and IPRoute would add 100-170 ms of imports.
+Cost: a Bounce imports only pyroute2's rtnetlink message classes (for encoding and decoding)
+and speaks netlink over a plain socket; pyroute2's own sockets and IPRoute would add
+100-170 ms of imports.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import os
 import struct
 
 from .errors import CniError, LinkError, LinkNotFoundError, RollbackError, TryAgainError
+from .linkstate import BOUNCE_PARAMS, admin_state, is_up, set_up
+
+__all__ = ["BOUNCE_PARAMS", "Bounce", "admin_state", "is_up", "set_up"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,55 +44,7 @@ if TYPE_CHECKING:
 
     from .result import Expected
 
-# Per-interface parameters (net.ipv6.conf.IF.* and net.ipv4.conf.IF.*) that act only at link-up
-# or inet6 device setup: written while the link is up, they leave state derived from the old
-# value in place, or miss the one event that applies them. docs/link-bounce.md: one reason each.
-BOUNCE_PARAMS = frozenset(
-    (
-        # link-local address generation (addrconf_addr_gen at NETDEV_UP)
-        "addr_gen_mode",
-        "stable_secret",
-        # router solicitation at link-up, and RA-learned state that only a down flushes
-        "accept_ra",
-        "accept_ra_defrtr",
-        "accept_ra_from_local",
-        "accept_ra_min_hop_limit",
-        "accept_ra_min_lft",
-        "accept_ra_mtu",
-        "accept_ra_pinfo",
-        "accept_ra_rt_info_max_plen",
-        "accept_ra_rt_info_min_plen",
-        "accept_ra_rtr_pref",
-        "ra_defrtr_metric",
-        "ra_honor_pio_life",
-        "ra_honor_pio_pflag",
-        "autoconf",
-        "use_tempaddr",
-        "temp_prefered_lft",
-        "temp_valid_lft",
-        "router_solicitations",
-        "router_solicitation_delay",
-        "router_solicitation_interval",
-        "router_solicitation_max_interval",
-        # duplicate address detection of the link-local address at link-up
-        "accept_dad",
-        "dad_transmits",
-        "enhanced_dad",
-        "optimistic_dad",
-        "use_optimistic",
-        # one-shot announcements at link-up
-        "ndisc_notify",
-        "arp_notify",
-    )
-)
-
 # Kernel UAPI values (linux/if.h, sockios.h, netlink.h, rtnetlink.h, if_addr.h, neighbour.h).
-IFF_UP = 0x1
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFNAMSIZ = 16
-_IFREQ = "16sH22x"  # struct ifreq: ifr_name, ifr_flags, rest of the union (40 bytes)
-
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
@@ -152,50 +109,6 @@ _KERNEL_ROUTE_TYPES = (RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST)
 _DUMP_TRIES = 5
 _REPLY_TIMEOUT = 10.0  # seconds
 _RECV_SIZE = 65536  # the kernel fills dump datagrams up to 32 KiB
-
-# --- the cheap path: one ioctl, no pyroute2 ----------------------------------------------------
-
-
-def _ifreq(ifname: str, flags: int = 0) -> bytes:
-    name = ifname.encode()
-    if not name or len(name) >= IFNAMSIZ or b"/" in name or b"\0" in name:
-        raise LinkNotFoundError(f"interface {ifname!r} not found: not a valid interface name")
-    return struct.pack(_IFREQ, name, flags)
-
-
-def _admin(ifname: str, want_up: bool | None = None) -> bool:
-    """Whether `ifname` is up (IFF_UP) in the current netns; first set it so, if `want_up`."""
-    import fcntl
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    try:
-        try:
-            flags: int = struct.unpack(_IFREQ, fcntl.ioctl(sock, SIOCGIFFLAGS, _ifreq(ifname)))[1]
-            if want_up is not None and bool(flags & IFF_UP) != want_up:
-                flags = flags | IFF_UP if want_up else flags & ~IFF_UP
-                fcntl.ioctl(sock, SIOCSIFFLAGS, _ifreq(ifname, flags))
-        except OSError as exc:
-            if exc.errno in (errno.ENODEV, errno.ENXIO):
-                raise LinkNotFoundError(
-                    f"interface {ifname} not found in the container netns",
-                    "it was deleted or renamed, or CNI_IFNAME does not name it",
-                ) from None
-            what = "read the state of" if want_up is None else f"set {'up' if want_up else 'down'}"
-            raise LinkError(f"cannot {what} interface {ifname}: {exc.strerror}") from None
-    finally:
-        sock.close()
-    return bool(flags & IFF_UP)
-
-
-def is_up(ifname: str) -> bool:
-    """Whether `ifname` is administratively up (IFF_UP) in the current netns."""
-    return _admin(ifname)
-
-
-def set_up(ifname: str) -> None:
-    """Set `ifname` administratively up; a link already up is left alone."""
-    _admin(ifname, True)
-
 
 # --- pyroute2, loaded only for a bounce -------------------------------------------------------
 
@@ -693,7 +606,7 @@ class Bounce:
         try:
             for link in links:
                 link.touched = True
-                _admin(link.ifname, False)
+                admin_state(link.ifname, False)
         except CniError as exc:
             self._fail(exc)
         except BaseException:  # a bug or an interrupt: undo, then let it through
@@ -831,7 +744,7 @@ class Bounce:
                         nl.request(addr.message(nl.rt), RTM_DELADDR, ok=errno.EADDRNOTAVAIL)
         for link in links:
             link.touched = True
-            _admin(link.ifname, forward or link.was_up)
+            admin_state(link.ifname, forward or link.was_up)
         current = self._dump_addrs()
         for link in links:
             link_up = forward or link.was_up

@@ -7,7 +7,7 @@ was written.
 from __future__ import annotations
 
 from .keys import display
-from .link import BOUNCE_PARAMS  # cheap: link.py imports pyroute2 only inside a Bounce
+from .linkstate import BOUNCE_PARAMS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from cni_sysctl import cli, link, procsys
+from cni_sysctl import cli, link, linkstate, procsys
 from tests.conftest import run, unique
 
 pytestmark = pytest.mark.root
@@ -620,7 +620,7 @@ def test_set_down_fails(
     fired: list[int] = []
 
     def ioctl(fd: Any, request: int, arg: Any = 0, *rest: Any) -> Any:
-        if request == link.SIOCSIFFLAGS and not fired and steps.current == "down":
+        if request == linkstate.SIOCSIFFLAGS and not fired and steps.current == "down":
             fired.append(request)
             if mode == "applied":
                 real(fd, request, arg, *rest)
@@ -685,13 +685,15 @@ def test_never_bounce_refused_last_value(
     state = dump(box.ns, names)
     carrier = carrier_changes(box.ns)
     admin: list[object] = []
-    real_admin = link._admin
+    real_admin = linkstate.admin_state
 
     def spy(ifname: str, want_up: bool | None = None) -> bool:
         admin.append(want_up)
         return real_admin(ifname, want_up)
 
-    monkeypatch.setattr(link, "_admin", spy)
+    # every caller of the ioctl: linkstate's is_up/set_up and link's Bounce
+    monkeypatch.setattr(linkstate, "admin_state", spy)
+    monkeypatch.setattr(link, "admin_state", spy)
     out = add(box, [*KEYS, REFUSED[0]], bounce="never")
     assert_error(out, 102, REFUSED[1], "refused")
     assert steps.ran == [], "no bounce"
