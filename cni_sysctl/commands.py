@@ -1,6 +1,6 @@
 """The CNI commands: orchestrate the pipeline, return data. No printing, no exit codes.
 
-request/config -> keys -> policy -> plan -> (netns: procsys, link) -> result.
+request/config -> keys -> policy -> plan -> (netns: procsys, linkstate, link) -> result.
 """
 
 from __future__ import annotations
