@@ -325,20 +325,6 @@ class _Rtnl:
 # --- snapshot records -------------------------------------------------------------------------
 
 
-def _cidr(text: str) -> tuple[int, bytes, int]:
-    """Parse "10.1.2.3/24" into (family, packed address, prefix length); no prefix means a host."""
-    addr, _, plen = text.partition("/")
-    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    packed = socket.inet_pton(family, addr)
-    return family, packed, int(plen) if plen else len(packed) * 8
-
-
-def _network(packed: bytes, plen: int) -> bytes:
-    bits = len(packed) * 8
-    value = int.from_bytes(packed, "big") >> (bits - plen) << (bits - plen) if plen else 0
-    return value.to_bytes(len(packed), "big")
-
-
 class _Addr:
     """One address of a link, with what RTM_NEWADDR needs to re-create it."""
 
@@ -864,33 +850,39 @@ def _add_addr(nl: _Rtnl, addr: _Addr, link: _Link, link_up: bool) -> None:
 
 
 def _check_expected(ifname: str, expected: Expected, have: dict[Any, _Addr], routes: list[_Route]) -> list[str]:
+    """What of prevResult's addresses and routes `ifname` lacks (parsed with the stdlib's
+    ipaddress: netaddr would cost ~35 ms of imports, more than a whole ADD)."""
+    import ipaddress
+
     problems = []
     for cidr in expected.addresses:
         try:
-            key = _cidr(cidr)
-        except (OSError, ValueError):
+            iface = ipaddress.ip_interface(cidr)
+        except ValueError:
             problems.append(f"prevResult address {cidr!r} is not an address")
             continue
-        now = have.get(key)
+        family = socket.AF_INET6 if iface.version == 6 else socket.AF_INET
+        now = have.get((family, iface.ip.packed, iface.network.prefixlen))
         if now is None:
             problems.append(f"prevResult address {cidr} missing from {ifname}")
         elif now.tentative:
             problems.append(f"prevResult address {cidr} on {ifname} still tentative")
     for dst, gw in expected.routes:
         try:
-            family, packed, plen = _cidr(dst)
-            want_gw = socket.inet_pton(family, gw) if gw else None
-        except (OSError, ValueError):
+            net = ipaddress.ip_network(dst, strict=False)
+            want_gw = ipaddress.ip_address(gw).packed if gw else None
+        except ValueError:
             problems.append(f"prevResult route {dst} via {gw} is not a route")
             continue
-        net = _network(packed, plen)
+        family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
         for route in routes:
             if route.derived:
                 continue  # prevResult's routes are IPAM's: one learned from an RA does not count
-            if route.fields["family"] != family or route.fields["dst_len"] != plen:
+            if route.fields["family"] != family or route.fields["dst_len"] != net.prefixlen:
                 continue
-            at = socket.inet_pton(family, route.dst) if route.dst else bytes(len(packed))
-            if _network(at, plen) == net and (want_gw is None or want_gw in route.gateways):
+            at = route.dst or str(net.network_address)
+            same = ipaddress.ip_network(f"{at}/{net.prefixlen}", strict=False) == net
+            if same and (want_gw is None or want_gw in route.gateways):
                 break
         else:
             problems.append(f"prevResult route {dst}{f' via {gw}' if gw else ''} missing from {ifname}")
