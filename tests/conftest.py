@@ -7,6 +7,7 @@ root test that cannot run is a failure: CI runs as root and must run them all.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A run stopped by `timeout` or a CI limit (SIGTERM) unwinds like Ctrl-C, so the fixtures'
+# finally blocks still delete the namespaces and links the tests made.
+signal.signal(signal.SIGTERM, _interrupt)
 
 
 def require_root() -> None:
