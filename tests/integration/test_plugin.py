@@ -203,3 +203,36 @@ def test_launcher_ignores_environment_and_cwd(plugin: str) -> None:
     )
     assert proc.returncode == 0
     assert "CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0" in proc.stderr
+
+
+def test_every_container_interface_is_written_and_bounced(plugin: str, make_netns: Callable[[str], str]) -> None:
+    """prevResult with two sandboxed interfaces: short keys expand for both, and a bounce key
+    bounces both, each keeping its addresses and routes."""
+    box = Sandbox(make_netns)
+    peer = unique("cq")
+    run("ip", "link", "add", peer, "type", "veth", "peer", "name", "tmp1", ns=box.host)
+    run("ip", "link", "set", "tmp1", "netns", box.ns, ns=box.host)
+    run("ip", "link", "set", "tmp1", "name", "net1", ns=box.ns)
+    run("ip", "addr", "add", "10.97.0.1/24", "dev", peer, ns=box.host)
+    run("ip", "link", "set", peer, "up", ns=box.host)
+    run("ip", "addr", "add", "10.97.0.2/24", "dev", "net1", ns=box.ns)
+    run("ip", "link", "set", "net1", "up", ns=box.ns)
+    run("ip", "route", "add", "10.96.0.0/16", "via", "10.97.0.1", "dev", "net1", ns=box.ns)
+    prev = box.prev_result("1.0.0")
+    prev["interfaces"] = [*prev["interfaces"], {"name": "net1", "sandbox": box.path}]  # type: ignore[misc]
+    prev["ips"] = [*prev["ips"], {"interface": 1, "address": "10.97.0.2/24"}]  # type: ignore[misc]
+    routes_before = run("ip", "-4", "route", "show", "table", "all", ns=box.ns).stdout
+
+    rc, out, err = invoke(
+        plugin, "ADD", config("1.0.0", ["ipv6.conf.addr_gen_mode=1", "ipv4.conf.rp_filter=2"], prev), box.path
+    )
+    assert rc == 0, err
+    assert out == prev
+    for ifname in ("eth0", "net1"):
+        assert read_sysctl(box.ns, f"net/ipv6/conf/{ifname}/addr_gen_mode") == "1"
+        assert read_sysctl(box.ns, f"net/ipv4/conf/{ifname}/rp_filter") == "2"
+        addrs = run("ip", "-o", "addr", "show", "dev", ifname, ns=box.ns).stdout
+        assert "fe80::" not in addrs, f"{ifname} was not bounced: {addrs}"
+        assert ",UP" in run("ip", "-o", "link", "show", ifname, ns=box.ns).stdout
+    assert run("ip", "-4", "route", "show", "table", "all", ns=box.ns).stdout == routes_before
+    assert "10.97.0.2/24" in run("ip", "-o", "addr", "show", "dev", "net1", ns=box.ns).stdout
