@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import sys
 
-from . import SUPPORTED_VERSIONS, __version__
+from . import MAX_STDIN, SUPPORTED_VERSIONS, __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import BinaryIO, TextIO
+
+    from .ports import Ports
 
 ABOUT = "cni-sysctl v{version}: sets network sysctls inside a container's network namespace (CNI meta plugin)"
 USAGE = """\
@@ -38,17 +40,6 @@ def _dump(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))  # compact: the C encoder (indent is pure Python)
 
 
-def _error_version(data: bytes) -> str:
-    """The cniVersion to put in an error object: the config's when it has a usable one."""
-    try:
-        import json
-
-        version = json.loads(data).get("cniVersion")
-    except (ValueError, AttributeError):
-        return SUPPORTED_VERSIONS[-1]
-    return version if isinstance(version, str) and version else SUPPORTED_VERSIONS[-1]
-
-
 def _at_least(version: str, floor: str, command: str) -> None:
     from .config import version_tuple
     from .errors import VersionError
@@ -68,18 +59,38 @@ def _version_info(data: bytes) -> str | None:
     if data.strip():
         try:
             version = json.loads(data).get("cniVersion") or version
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return None
     if not isinstance(version, str):
         return None
     return _dump({"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}) + "\n"
 
 
-def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: TextIO) -> int:
+class _Call:
+    """One invocation's stdin, decoded once: the error object reuses its cniVersion."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.obj: dict[str, object] | None = None
+
+    def decoded(self) -> dict[str, object]:
+        from .config import decode
+
+        if self.obj is None:
+            self.obj = decode(self.data)
+        return self.obj
+
+    def error_version(self) -> str:
+        """The cniVersion to put in an error object: the config's when it has a usable one."""
+        version = self.obj.get("cniVersion") if self.obj is not None else None
+        return version if isinstance(version, str) and version else SUPPORTED_VERSIONS[-1]
+
+
+def run_cni(environ: Mapping[str, str], call: _Call, stdout: TextIO, stderr: TextIO, ports: Ports) -> int:
     """Dispatch one CNI command. Each branch imports only what it uses: every container start
     pays for the imports of ADD and DEL (README, "Performance")."""
     from . import commands
-    from .config import cni_version_of, decode, parse_config
+    from .config import cni_version_of, parse_config
     from .request import read_request
 
     def log(msg: str) -> None:
@@ -87,25 +98,33 @@ def run_cni(environ: Mapping[str, str], data: bytes, stdout: TextIO, stderr: Tex
 
     req = read_request(environ)
     cmd = req.command
-    if cmd == "VERSION":  # main() answered unless stdin was unusable: report why
-        cni_version_of(decode(data))
+    if cmd == "VERSION":
+        from .errors import CniError
 
-    if cmd == "DEL":
-        commands.cmd_del(req, cni_version_of(decode(data)), log)
+        # main() answers VERSION before it gets here unless stdin was unusable: say why (a
+        # decoding or version error), or, failing that, answer as main() would.
+        cni_version_of(call.decoded())
+        info = _version_info(call.data)
+        if info is None:
+            raise CniError("cannot answer VERSION for this configuration")
+        stdout.write(info)
         return 0
+    if cmd == "DEL":
+        commands.cmd_del(req, cni_version_of(call.decoded()), log, ports)
+        return 0
+    version = cni_version_of(call.decoded())
     if cmd in ("CHECK", "STATUS", "GC"):
-        version = cni_version_of(decode(data))
         _at_least(version, "0.4.0" if cmd == "CHECK" else "1.1.0", cmd)
-    config = parse_config(data, need_prev_result=cmd == "ADD")
+    config = parse_config(call.decoded(), need_prev_result=cmd == "ADD")
     if cmd == "ADD":
-        out = commands.cmd_add(req, config, log)
+        out = commands.cmd_add(req, config, log, ports)
         stdout.write(_dump(out) + "\n")
     elif cmd == "CHECK":
-        commands.cmd_check(req, config, log)
+        commands.cmd_check(req, config, log, ports)
     elif cmd == "STATUS":
         commands.cmd_status(config, log)
     elif cmd == "GC":
-        commands.cmd_gc(config, log)
+        commands.cmd_gc(config, log, ports)
     return 0
 
 
@@ -115,6 +134,7 @@ def main(
     stdin: BinaryIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    ports: Ports | None = None,
 ) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
@@ -130,7 +150,8 @@ def main(
     data = b""
     read_error: OSError | None = None
     try:
-        data = (stdin if stdin is not None else sys.stdin.buffer).read()
+        # one byte more than the limit: config.decode refuses what is larger
+        data = (stdin if stdin is not None else sys.stdin.buffer).read(MAX_STDIN + 1)
     except OSError as exc:
         read_error = exc
     if read_error is None and environ.get("CNI_COMMAND") == "VERSION":
@@ -141,13 +162,15 @@ def main(
             return 0
 
     from .errors import CniError, ErrorCode
+    from .ports import Ports
 
+    call = _Call(data)
     try:
         if read_error is not None:
             raise CniError(f"cannot read the network configuration from stdin: {read_error}", code=ErrorCode.IO_FAILURE)
-        return run_cni(environ, data, stdout, stderr)
+        return run_cni(environ, call, stdout, stderr, ports or Ports())
     except CniError as err:
-        stdout.write(_dump(err.to_json(_error_version(data))) + "\n")
+        stdout.write(_dump(err.to_json(call.error_version())) + "\n")
         stderr.write(f"cni-sysctl: error {int(err.code)}: {err.msg}\n")
         return 1
     except Exception as exc:  # noqa: BLE001 - the one place anything unexpected is mapped
@@ -158,7 +181,7 @@ def main(
             f"internal error: {type(exc).__name__}: {exc}",
             "an unexpected failure in cni-sysctl (please report it); run the plugin by hand to see its traceback",
         )
-        stdout.write(_dump(internal.to_json(_error_version(data))) + "\n")
+        stdout.write(_dump(internal.to_json(call.error_version())) + "\n")
         return 1
 
 

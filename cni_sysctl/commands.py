@@ -1,6 +1,6 @@
 """The CNI commands: orchestrate the pipeline, return data. No printing, no exit codes.
 
-request/config -> keys -> policy -> plan -> (netns: procsys, linkstate, link) -> result.
+request/config -> keys -> policy -> plan -> transaction (netns, procsys, bounce) -> result.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .config import Config
-    from .plan import Plan
+    from .ports import Ports
     from .request import Request
     from .result import Expected
 
@@ -20,114 +20,135 @@ if TYPE_CHECKING:
 # teardown and every config load, must not pay for the ADD machinery.
 
 
-def _plan(req: Request, config: Config) -> Plan:
+def _targets(req: Request, config: Config) -> tuple[list[str], dict[str, Expected]]:
+    """The container-side interfaces, and what prevResult says each holds (validated first:
+    nothing is changed for a prevResult this plugin could not check)."""
     from . import result
-    from .plan import build_plan
 
     prev = config.prev_result
     if prev is not None:
         result.validate(prev)
     ifnames = result.container_ifnames(prev, req.ifname)
-    return build_plan(config, ifnames)
+    return ifnames, result.expected_state(prev, ifnames)
 
 
-def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
+def cmd_add(req: Request, config: Config, log: Log, ports: Ports) -> dict[str, object]:
     """Validate everything, then write inside the netns; returns prevResult unchanged."""
     from . import result
     from .netns import NetnsEntered
+    from .plan import build_plan
 
     assert config.prev_result is not None  # parse_config(need_prev_result=True)
-    plan = _plan(req, config)
+    ifnames, expected = _targets(req, config)
+    plan = build_plan(config, ifnames)
     untrusted = config.untrusted
     if untrusted:
         from . import policy
 
         policy.check_untrusted(untrusted, config.policy)
     if plan.writes:
-        expected = result.expected_state(config.prev_result, plan.ifnames)
-        with NetnsEntered(req.netns):
-            _apply(plan, expected, log)
+        from . import transaction
+
+        attachment = transaction.Attachment(req.container_id, config.name, req.ifname, req.netns)
+        with NetnsEntered(req.netns, ports.netns):
+            transaction.add(
+                lambda down: build_plan(config, ifnames, down), ifnames, expected, attachment, ports, log
+            )
     return result.convert(config.prev_result, config.cni_version)
 
 
-def _apply(plan: Plan, expected: dict[str, Expected], log: Log) -> None:
-    from . import linkstate, procsys
-    from .errors import CniError, RollbackError
-
-    arrived_down = [i for i in plan.ifnames if not linkstate.is_up(i)]
-    resolved = procsys.resolve(plan.writes)
-    # A link that arrived down is written while down and then brought up; the Bounce records
-    # its state, so a failure returns it to down.
-    bounce_ifnames = plan.bounce_ifnames + [i for i in arrived_down if i not in plan.bounce_ifnames]
-    journal = procsys.Journal()
-    bounce = None
-    try:
-        if bounce_ifnames:
-            from .link import Bounce  # netlink (pyroute2's message classes): only for a bounce
-
-            bounce = Bounce(bounce_ifnames, expected)
-            bounce.down()
-        for note in procsys.apply(resolved, journal):
-            log(note)
-        if bounce is not None:
-            bounce.up()
-    except BaseException as exc:
-        problems: list[str] = []
-        try:
-            for note in journal.rollback():
-                log(note)
-        except RollbackError as err:
-            problems.append(err.msg)
-        if bounce is not None:
-            try:
-                bounce.restore()
-            except CniError as err:
-                problems.append(err.msg)
-        if problems:
-            first = exc.msg if isinstance(exc, CniError) else repr(exc)
-            raise RollbackError(f"{first}; rollback failed too: {'; '.join(problems)}") from exc
-        raise
-
-
-def cmd_check(req: Request, config: Config, log: Log) -> None:
-    from . import linkstate, procsys
+def cmd_check(req: Request, config: Config, log: Log, ports: Ports) -> None:
+    """Every configured value, every container interface (present and up), and prevResult's
+    addresses and routes; an ADD of this attachment that never finished is a mismatch too."""
+    from . import inflight, linkstate, procsys
     from .errors import CheckMismatchError, LinkNotFoundError
     from .netns import NetnsEntered
+    from .plan import build_plan
 
-    plan = _plan(req, config)
-    with NetnsEntered(req.netns):
-        gone: list[str] = []
+    ifnames, expected = _targets(req, config)
+    plan = build_plan(config, ifnames)
+    record = inflight.path_for(ports.inflight_dir, req.container_id, req.ifname)
+    if inflight.exists(record):
+        raise CheckMismatchError(
+            "an ADD of this attachment was interrupted and has not been repaired",
+            f"its record is {record}; the next ADD or DEL of the attachment puts the netns back",
+        )
+    problems: list[str] = []
+    with NetnsEntered(req.netns, ports.netns):
+        present = []
         for ifname in plan.ifnames:
             try:
-                linkstate.is_up(ifname)
+                if not linkstate.is_up(ifname):
+                    problems.append(f"interface {ifname} is down")
+                present.append(ifname)
             except LinkNotFoundError:
-                gone.append(ifname)
-        if gone:
-            raise CheckMismatchError(
-                f"interface {', '.join(gone)} missing from the container netns",
-                "the attachment's interface was deleted or renamed after ADD",
-            )
-        wrong = procsys.mismatches(plan.writes)
-    if wrong:
-        raise CheckMismatchError("sysctl differs from the configuration: " + "; ".join(wrong))
+                problems.append(f"interface {ifname} missing from the container netns")
+        problems += procsys.mismatches([w for w in plan.final() if w.ifname is None or w.ifname in present])
+        wanted = {i: e for i, e in expected.items() if i in present and (e.addresses or e.routes)}
+        if wanted:
+            problems += _expected_problems(wanted, ports)
+    if problems:
+        raise CheckMismatchError("the attachment is not as configured: " + "; ".join(problems))
 
 
-def cmd_del(req: Request, cni_version: str, log: Log) -> None:
+def _expected_problems(expected: dict[str, Expected], ports: Ports) -> list[str]:
+    import _socket
+
+    from . import rtnlmsg, snapshot
+    from .errors import LinkError
+    from .rtnl import Rtnl, why
+
+    try:
+        nl = Rtnl(rtnlmsg.load(), ports.rtnl_socket)
+    except OSError as exc:
+        raise LinkError("cannot open a netlink socket in the container netns", why(exc)) from None
+    try:
+        index_of = {ifname: _socket.if_nametoindex(ifname) for ifname in expected}
+        return snapshot.expected_problems(nl, expected, index_of)
+    except nl.errors as exc:
+        raise LinkError("cannot read the addresses and routes of the container netns", why(exc)) from None
+    finally:
+        nl.close()
+
+
+def cmd_del(req: Request, cni_version: str, log: Log, ports: Ports) -> None:
     """Nothing to undo: per-interface values go with the interface and netns-wide ones with the
-    netns, so DEL keeps no state, never enters (or creates) CNI_NETNS and always succeeds.
+    netns. DEL keeps no state of its own; it only repairs an ADD of this attachment that was
+    killed midway (its in-flight record), and always succeeds.
 
     It takes only the config's version, not the parsed config: a conflist edited into an
     invalid one must not make existing containers impossible to tear down."""
+    from . import inflight
+
+    record = inflight.path_for(ports.inflight_dir, req.container_id, req.ifname)
+    if not inflight.exists(record):
+        return
+    from . import transaction
+    from .errors import CniError
+    from .netns import NetnsEntered
+
+    try:
+        if req.netns:
+            with NetnsEntered(req.netns, ports.netns):
+                transaction.recover(record, ports, log)
+    except CniError as err:
+        log(f"DEL: could not put back what an interrupted ADD changed ({err.msg}); the netns is going away")
+    finally:
+        inflight.remove(record)
 
 
 def cmd_status(config: Config, log: Log) -> None:
-    """Ready when the policy file, if any, is readable and valid."""
+    """Ready when the policy file, if any, is readable and valid, and pyroute2 is usable."""
     import os
 
-    from . import policy
+    from . import policy, rtnlmsg
     from .config import DEFAULT_POLICY
     from .errors import CniError, NotAvailableError
 
+    try:
+        rtnlmsg.load()
+    except CniError as err:
+        raise NotAvailableError(err.msg, err.details) from None
     path = config.policy
     if not config.policy_explicit and not os.path.exists(DEFAULT_POLICY):
         return
@@ -137,5 +158,20 @@ def cmd_status(config: Config, log: Log) -> None:
         raise NotAvailableError(err.msg, err.details) from None
 
 
-def cmd_gc(config: Config, log: Log) -> None:
-    """The plugin keeps no state, so there is nothing to collect."""
+def cmd_gc(config: Config, log: Log, ports: Ports) -> None:
+    """Remove the in-flight records of this network's attachments that the runtime no longer
+    knows (cni.dev/valid-attachments); the plugin keeps no other state."""
+    from . import inflight
+
+    if config.valid_attachments is None:
+        return
+    valid = set(config.valid_attachments)
+    for path in inflight.records(ports.inflight_dir):
+        record = inflight.load(path)
+        if record is None:
+            continue
+        if record and record.get("network") != config.name:
+            continue
+        if (record.get("container_id"), record.get("ifname")) not in valid:
+            log(f"GC: removing the in-flight record {path}")
+            inflight.remove(path)

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import json
 
-from . import SUPPORTED_VERSIONS
+from . import MAX_STDIN, SUPPORTED_VERSIONS
 from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
-from .request import valid_id
+from .request import text_problem, valid_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final, Literal
+
     from .keys import Key
 
-LINK_BOUNCE_MODES = ("auto", "always", "never")
+    LinkBounce = Literal["auto", "always", "never"]
+    Source = Literal["sysctl", "args.cni.sysctl", "runtimeConfig.sysctl"]
+
+LINK_BOUNCE_MODES: tuple[LinkBounce, ...] = ("auto", "always", "never")
 DEFAULT_POLICY = "/etc/cni/cni-sysctl.yaml"
 
-SOURCE_CONFLIST = "sysctl"
-SOURCE_ARGS = "args.cni.sysctl"
-SOURCE_RUNTIME = "runtimeConfig.sysctl"
-UNTRUSTED_SOURCES = (SOURCE_ARGS, SOURCE_RUNTIME)
+SOURCE_CONFLIST: Final = "sysctl"
+SOURCE_ARGS: Final = "args.cni.sysctl"
+SOURCE_RUNTIME: Final = "runtimeConfig.sysctl"
+UNTRUSTED_SOURCES: tuple[Source, ...] = (SOURCE_ARGS, SOURCE_RUNTIME)
 
 # Fields of ours a slip of the keyboard could miss; an unknown look-alike is refused (code 2)
 # rather than silently ignored.
@@ -35,7 +40,7 @@ class Entry:
 
     __slots__ = ("key", "value", "source")
 
-    def __init__(self, key: Key, value: str, source: str) -> None:
+    def __init__(self, key: Key, value: str, source: Source) -> None:
         self.key = key
         self.value = value
         self.source = source
@@ -49,17 +54,21 @@ class Entry:
 
 
 class Config:
-    __slots__ = ("cni_version", "name", "entries", "link_bounce", "policy", "policy_explicit", "prev_result")
+    __slots__ = (
+        "cni_version", "name", "entries", "link_bounce", "policy", "policy_explicit", "prev_result",
+        "valid_attachments",
+    )  # fmt: skip
 
     def __init__(
         self,
         cni_version: str,
         name: str,
         entries: list[Entry],
-        link_bounce: str,
+        link_bounce: LinkBounce,
         policy: str,
         policy_explicit: bool,
         prev_result: dict[str, object] | None,
+        valid_attachments: list[tuple[str, str]] | None = None,
     ) -> None:
         self.cni_version = cni_version
         self.name = name
@@ -68,6 +77,8 @@ class Config:
         self.policy = policy
         self.policy_explicit = policy_explicit
         self.prev_result = prev_result
+        # GC (1.1.0): the attachments (container id, ifname) the runtime still knows of
+        self.valid_attachments = valid_attachments
 
     @property
     def untrusted(self) -> list[Entry]:
@@ -75,6 +86,7 @@ class Config:
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
+    """The one parser of CNI version strings ("1.0.0" -> (1, 0, 0))."""
     try:
         return tuple(int(p) for p in version.split("."))
     except ValueError:
@@ -83,13 +95,35 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 def decode(data: bytes) -> dict[str, object]:
     """Decode the stdin bytes into a JSON object (code 6 when that fails)."""
+    if len(data) > MAX_STDIN:
+        raise DecodingError(f"network configuration on stdin larger than {MAX_STDIN >> 20} MiB")
     try:
         obj = json.loads(data)
     except ValueError as exc:
         raise DecodingError("network configuration on stdin is not valid JSON", str(exc)) from None
+    except RecursionError:
+        raise DecodingError("network configuration on stdin is nested too deeply to decode") from None
     if not isinstance(obj, dict):
         raise DecodingError("network configuration on stdin must be a JSON object")
+    if _too_deep(obj):
+        raise DecodingError(f"network configuration on stdin is nested more than {MAX_DEPTH} levels deep")
     return obj
+
+
+MAX_DEPTH = 64  # no configuration needs more; deeper ones would make repr() and json.dumps() recurse
+
+
+def _too_deep(obj: object) -> bool:
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1) for v in value]
+    return False
 
 
 def cni_version_of(obj: dict[str, object]) -> str:
@@ -110,7 +144,7 @@ def cni_version_of(obj: dict[str, object]) -> str:
     return version
 
 
-def _entries(raw: object, source: str) -> list[Entry]:
+def _entries(raw: object, source: Source) -> list[Entry]:
     from .keys import check_value, parse_key  # not needed by DEL, which never parses keys
 
     if raw is None:
@@ -148,8 +182,23 @@ def _nested(obj: dict[str, object], *path: str) -> object:
     return cur
 
 
-def parse_config(data: bytes, *, need_prev_result: bool = False) -> Config:
-    obj = decode(data)
+def _valid_attachments(obj: dict[str, object]) -> list[tuple[str, str]] | None:
+    raw = obj.get("cni.dev/valid-attachments")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ConfigError("cni.dev/valid-attachments must be a list")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("containerID"), str):
+            raise ConfigError(f"cni.dev/valid-attachments entry {item!r} has no containerID")
+        ifname = item.get("ifname")
+        out.append((str(item["containerID"]), ifname if isinstance(ifname, str) else ""))
+    return out
+
+
+def parse_config(obj: dict[str, object], *, need_prev_result: bool = False) -> Config:
+    """The typed configuration of a decoded stdin (decode())."""
     version = cni_version_of(obj)
     name = obj.get("name")
     if not isinstance(name, str) or name == "":
@@ -169,13 +218,18 @@ def parse_config(data: bytes, *, need_prev_result: bool = False) -> Config:
                 )
 
     link_bounce = obj.get("linkBounce", "auto")
-    if link_bounce not in LINK_BOUNCE_MODES:
+    for mode in LINK_BOUNCE_MODES:
+        if link_bounce == mode:
+            break
+    else:
         raise ConfigError(
             f"linkBounce {link_bounce!r} is not one of {', '.join(LINK_BOUNCE_MODES)}",
             "auto bounces the link only when a key needs it",
         )
     policy = obj.get("policy")
-    if policy is not None and (not isinstance(policy, str) or not policy.startswith("/")):
+    if policy is not None and (
+        not isinstance(policy, str) or not policy.startswith("/") or text_problem(policy) or "\x00" in policy
+    ):
         raise ConfigError(f"policy {policy!r} must be an absolute path to a YAML file")
 
     entries = _entries(obj.get("sysctl"), SOURCE_CONFLIST)
@@ -195,8 +249,9 @@ def parse_config(data: bytes, *, need_prev_result: bool = False) -> Config:
         cni_version=version,
         name=name,
         entries=entries,
-        link_bounce=str(link_bounce),
+        link_bounce=mode,
         policy=policy if isinstance(policy, str) else DEFAULT_POLICY,
         policy_explicit=policy is not None,
         prev_result=prev,
+        valid_attachments=_valid_attachments(obj),
     )

@@ -26,6 +26,7 @@ class ErrorCode(IntEnum):
     LINK_FAILURE = 103
     CHECK_MISMATCH = 104
     ROLLBACK_FAILED = 105
+    INSTALLATION = 106
     INTERNAL = 999
 
 
@@ -118,3 +119,16 @@ class LinkNotFoundError(CniError):
     """A container-side interface is gone (DEL treats this as success)."""
 
     code = ErrorCode.LINK_FAILURE
+
+
+class InstallationError(CniError):
+    """cni-sysctl's installation is unusable: a dependency missing or of an unsupported version,
+    or the launcher's import roots gone (after an upgrade). Not the container's fault."""
+
+    code = ErrorCode.INSTALLATION
+
+
+class FatalNetnsError(CniError):
+    """Returning to the original netns failed; nothing else may run in this thread."""
+
+    code = ErrorCode.INTERNAL

@@ -7,8 +7,6 @@ and whether it needs the link bounced. Errors are the same messages ADD would gi
 
 from __future__ import annotations
 
-import json
-
 from .errors import CniError
 
 TYPE_CHECKING = False
@@ -30,7 +28,7 @@ def _plugin_config(obj: dict[str, object]) -> dict[str, object]:
 
 
 def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO) -> int:
-    from .config import parse_config
+    from .config import decode, parse_config
     from .plan import build_plan
 
     ifnames: list[str] = []
@@ -53,12 +51,9 @@ def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
         else:
             with open(path, "rb") as f:
                 data = f.read()
-        obj = json.loads(data)
-        if not isinstance(obj, dict):
-            raise CniError("the configuration must be a JSON object")
-        config = parse_config(json.dumps(_plugin_config(obj)).encode())
+        config = parse_config(_plugin_config(decode(data)))
         plan = build_plan(config, ifnames or ["eth0"])
-    except (CniError, OSError, ValueError) as exc:
+    except (CniError, OSError) as exc:
         msg = exc.msg + (f" ({exc.details})" if exc.details else "") if isinstance(exc, CniError) else str(exc)
         stderr.write(f"cni-sysctl explain: {msg}\n")
         return 1
@@ -66,6 +61,8 @@ def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
         flags = []
         if write.ifname is not None and write.ifname in plan.bounce_ifnames and write.needs_bounce:
             flags.append("needs link bounce")
+        if write.after_ready:
+            flags.append("written once the link is ready: the kernel resets it then")
         if not write.entry.trusted:
             flags.append(f"untrusted: {write.entry.source}, checked against {config.policy}")
         suffix = f"   [{'; '.join(flags)}]" if flags else ""

@@ -13,6 +13,8 @@ inserted as one component, so a dotted name such as ``eth0.100`` is never split.
 from __future__ import annotations
 
 from .errors import KeyRejectedError
+from .params import HOST_WIDE
+from .request import text_problem
 
 FAMILIES = ("ipv4", "ipv6")
 TABLES = ("conf", "neigh")
@@ -178,6 +180,12 @@ def parse_key(raw: object) -> Key:
         _check_component(key, c, slash, per_if and i == 3)
 
     if not per_if:
+        if tuple(comps) in HOST_WIDE:
+            raise _reject(
+                key,
+                "it is a host-wide switch although a container netns shows it as writable",
+                f"{HOST_WIDE[tuple(comps)]}; only the host's administrator may set it, on the host",
+            )
         return Key(key, tuple(comps), None)
 
     fam, table = comps[1], comps[2]
@@ -250,6 +258,9 @@ def check_value(key: str, raw: object) -> str:
         value = str(int(raw))
     else:
         value = str(raw)
+    problem = text_problem(value)
+    if problem is not None:
+        raise KeyRejectedError(f"value of sysctl {key!r} rejected: {problem}", "sysctl values are plain text")
     if "\n" in value or "\r" in value or "\x00" in value:
         raise KeyRejectedError(
             f"value of sysctl {key!r} rejected: contains a newline or NUL",

@@ -1,26 +1,44 @@
 """Enter a network namespace, in exactly one context manager.
 
 The namespace file is opened read-only and never created (pyroute2's helpers and
-`IPRoute(netns=...)` default to O_CREAT). setns(2) changes the namespace of the calling
-thread only; the plugin is single-threaded, and the original namespace is restored in
-`__exit__`. If that restore fails the process must not go on: it would run in the
-container's namespace, so the error raised is fatal and never swallowed.
+`IPRoute(netns=...)` default to O_CREAT), and only when it is a regular file: a netns file,
+bind-mounted or under /proc/PID/ns, is one; a FIFO would block the open and some devices act
+when opened. setns(2) changes the namespace of the calling thread only, and the original
+namespace is restored in `__exit__`. If that restore fails the thread must not go on: it would
+run in the container's namespace, so the error raised is fatal and never swallowed.
+
+Where the netns comes from is a port: the direct plugin opens CNI_NETNS itself (PathNetns);
+the daemon enters the descriptor the shim opened and passed over its socket, and compares it
+with the shim's own netns (daemon.py).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
-from .errors import CniError, ErrorCode, NetnsNotFoundError
+from .errors import CniError, ErrorCode, FatalNetnsError, NetnsNotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
-    from typing import Any
+    from typing import Any, Protocol
+
+    class NetnsSource(Protocol):
+        """Where the netns of a call comes from."""
+
+        def open(self, path: str) -> int:
+            """A new descriptor of the netns CNI_NETNS names (the caller closes it)."""
+
+        def host(self) -> tuple[int, int]:
+            """identity() of the netns the runtime runs in, which is never to be changed."""
 
 CLONE_NEWNET = 0x40000000
-_SELF = "/proc/thread-self/ns/net"
+SELF = "/proc/thread-self/ns/net"
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+_SETNS: list[Callable[[int, int], None]] = []
 
 
 def _libc_setns() -> Callable[[int, int], int]:
@@ -65,57 +83,94 @@ def _errno() -> int:
         return ctypes.get_errno()
 
 
-def _setns(fd: int, nstype: int) -> None:
-    setns = getattr(os, "setns", None)  # Python >= 3.12
-    if setns is not None:
-        setns(fd, nstype)
-        return
-    if _libc_setns()(fd, nstype) != 0:
-        err = _errno()
-        raise OSError(err, os.strerror(err))
+def setns_function() -> Callable[[int, int], None]:
+    """setns(fd, nstype), raising OSError: os.setns on Python >= 3.12, else libc's, built once."""
+    if not _SETNS:
+        native = getattr(os, "setns", None)
+        if native is not None:
+            _SETNS.append(native)
+        else:
+            libc = _libc_setns()
+
+            def setns(fd: int, nstype: int) -> None:
+                if libc(fd, nstype) != 0:
+                    err = _errno()
+                    raise OSError(err, os.strerror(err))
+
+            _SETNS.append(setns)
+    return _SETNS[0]
 
 
-class FatalNetnsError(CniError):
-    """Returning to the original netns failed; nothing else may run."""
+def identity(fd_or_path: int | str) -> tuple[int, int]:
+    """(st_dev, st_ino) of a namespace file: equal for the same namespace."""
+    st = os.fstat(fd_or_path) if isinstance(fd_or_path, int) else os.stat(fd_or_path)
+    return st.st_dev, st.st_ino
 
-    code = ErrorCode.INTERNAL
+
+def open_netns(path: str) -> int:
+    """CNI_NETNS opened read-only, never created, only if it is a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NetnsNotFoundError(
+            f"network namespace {path} does not exist",
+            "CNI_NETNS names no file; the container's netns is gone or was never created",
+        ) from None
+    except OSError as exc:
+        raise CniError(f"cannot open network namespace {path}: {exc.strerror}", code=ErrorCode.IO_FAILURE) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise not_a_netns(path)
+    try:
+        return os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise NetnsNotFoundError(f"network namespace {path} does not exist") from None
+    except OSError as exc:
+        raise CniError(f"cannot open network namespace {path}: {exc.strerror}", code=ErrorCode.IO_FAILURE) from None
+
+
+def not_a_netns(path: str) -> CniError:
+    return CniError(
+        f"CNI_NETNS {path} is not a network namespace file",
+        "CNI_NETNS must name a network namespace file such as /var/run/netns/NAME or /proc/PID/ns/net",
+        code=ErrorCode.INVALID_ENVIRONMENT,
+    )
+
+
+class PathNetns:
+    """The direct plugin's netns source: it opens CNI_NETNS itself, and runs in the host's."""
+
+    def open(self, path: str) -> int:
+        return open_netns(path)
+
+    def host(self) -> tuple[int, int]:
+        return identity(SELF)
 
 
 class NetnsEntered:
     """`with NetnsEntered(path):` runs the block inside the netns at `path`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, source: NetnsSource | None = None) -> None:
         self.path = path
+        self.source: NetnsSource = source or PathNetns()
         self._origin = -1
 
     def __enter__(self) -> NetnsEntered:
+        target = self.source.open(self.path)
         try:
-            target = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NetnsNotFoundError(
-                f"network namespace {self.path} does not exist",
-                "CNI_NETNS names no file; the container's netns is gone or was never created",
-            ) from None
-        except OSError as exc:
-            raise CniError(
-                f"cannot open network namespace {self.path}: {exc.strerror}",
-                code=ErrorCode.IO_FAILURE,
-            ) from None
-        try:
-            own = os.stat(_SELF)
-            st = os.fstat(target)
-            if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+            if identity(target) == self.source.host():
                 raise CniError(
                     f"CNI_NETNS {self.path} is the plugin's own network namespace",
                     "refusing to change sysctls of the namespace the runtime runs in (the host)",
                     code=ErrorCode.INVALID_ENVIRONMENT,
                 )
-            self._origin = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
+            self._origin = os.open(SELF, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                _setns(target, CLONE_NEWNET)
+                setns_function()(target, CLONE_NEWNET)
             except OSError as exc:
                 os.close(self._origin)
                 self._origin = -1
+                if exc.errno == 22:  # EINVAL: not a netns file (a regular file, a mount or user ns)
+                    raise not_a_netns(self.path) from None
                 raise CniError(
                     f"cannot enter network namespace {self.path}: {exc.strerror}",
                     "CNI_NETNS must name a network namespace file such as /var/run/netns/NAME or /proc/PID/ns/net",
@@ -132,7 +187,7 @@ class NetnsEntered:
         tb: TracebackType | None,
     ) -> None:
         try:
-            _setns(self._origin, CLONE_NEWNET)
+            setns_function()(self._origin, CLONE_NEWNET)
         except OSError as err:
             raise FatalNetnsError("cannot return to the original network namespace", str(err)) from err
         finally:

@@ -11,8 +11,11 @@ from .errors import EnvironmentVariableError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import Literal
 
-COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
+    Command = Literal["ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC"]
+
+COMMANDS: tuple[Command, ...] = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _ID_CHARS = _ALNUM | frozenset("_.-")
@@ -26,10 +29,25 @@ def valid_id(value: str) -> bool:
 IFNAMSIZ = 16
 
 
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be passed on as UTF-8 text (None when it can): JSON's "\ud800"
+    escapes and non-UTF-8 bytes in the environment (decoded with surrogateescape) both give
+    lone surrogates, which no file name, value or JSON output of ours may carry."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "not valid UTF-8 text (a lone surrogate, or bytes that are not UTF-8)"
+    return None
+
+
 def check_ifname(value: str) -> str | None:
-    """Why `value` cannot be an interface name (None when it can): the kernel's rules."""
+    """Why `value` cannot be an interface name (None when it can): the kernel's rules (the one
+    place they are written down; linkstate and result use this too)."""
     if value == "":
         return "empty"
+    problem = text_problem(value)
+    if problem is not None:
+        return problem
     if len(value.encode()) >= IFNAMSIZ:
         return "longer than 15 bytes (IFNAMSIZ)"
     if value in (".", ".."):
@@ -40,18 +58,27 @@ def check_ifname(value: str) -> str | None:
 
 
 def _container_id(value: str) -> str | None:
+    problem = text_problem(value)
+    if problem is not None:
+        return problem
     if valid_id(value):
         return None
     return "must start with a letter or digit and hold only letters, digits, '_', '.', '-'"
 
 
 def _netns(value: str) -> str | None:
+    problem = text_problem(value)
+    if problem is not None:
+        return problem
     if not value.startswith("/"):
         return "must be an absolute path (e.g. /var/run/netns/NAME or /proc/PID/ns/net)"
     return None
 
 
 def _cni_args(value: str) -> str | None:
+    problem = text_problem(value)
+    if problem is not None:
+        return problem
     for pair in value.split(";"):
         if pair and "=" not in pair:
             return f"{pair!r} is not KEY=VALUE"
@@ -65,17 +92,20 @@ def _command(value: str) -> str | None:
 
 
 _ATTACHMENT = frozenset(("ADD", "DEL", "CHECK"))
+_NONE: frozenset[str] = frozenset()
 
-# variable, commands that require it, commands that read it, validator.
+# variable, commands that require it, commands that read it, commands that ignore an invalid
+# value (as if it were absent), validator.
 # A variable is validated only for the commands that read it: libcni fills the others with
-# placeholders (CNI_NETNS=dummy for VERSION), and those must not fail the request.
-_TABLE: tuple[tuple[str, frozenset[str], frozenset[str], Callable[[str], str | None] | None], ...] = (
-    ("CNI_COMMAND", frozenset(COMMANDS), frozenset(COMMANDS), _command),
-    ("CNI_CONTAINERID", _ATTACHMENT, _ATTACHMENT, _container_id),
-    ("CNI_NETNS", frozenset(("ADD", "CHECK")), _ATTACHMENT, _netns),
-    ("CNI_IFNAME", _ATTACHMENT, _ATTACHMENT, check_ifname),
-    ("CNI_ARGS", frozenset(), _ATTACHMENT, _cni_args),
-    ("CNI_PATH", frozenset(("ADD", "DEL", "CHECK", "GC")), frozenset(("ADD", "DEL", "CHECK", "GC")), None),
+# placeholders (CNI_NETNS=dummy for VERSION), and those must not fail the request. DEL reads
+# CNI_NETNS only to repair an interrupted ADD, and must succeed whatever it says.
+_TABLE: tuple[tuple[str, frozenset[str], frozenset[str], frozenset[str], Callable[[str], str | None] | None], ...] = (
+    ("CNI_COMMAND", frozenset(COMMANDS), frozenset(COMMANDS), _NONE, _command),
+    ("CNI_CONTAINERID", _ATTACHMENT, _ATTACHMENT, _NONE, _container_id),
+    ("CNI_NETNS", frozenset(("ADD", "CHECK")), _ATTACHMENT, frozenset(("DEL",)), _netns),
+    ("CNI_IFNAME", _ATTACHMENT, _ATTACHMENT, _NONE, check_ifname),
+    ("CNI_ARGS", _NONE, _ATTACHMENT, _NONE, _cni_args),
+    ("CNI_PATH", frozenset(("ADD", "DEL", "CHECK", "GC")), frozenset(("ADD", "DEL", "CHECK", "GC")), _NONE, None),
 )
 
 
@@ -86,7 +116,7 @@ class Request:
 
     def __init__(
         self,
-        command: str,
+        command: Command,
         container_id: str,
         netns: str,
         ifname: str,
@@ -106,19 +136,20 @@ def read_request(environ: Mapping[str, str]) -> Request:
     missing: list[str] = []
     invalid: list[str] = []
     values: dict[str, str] = {}
-    for name, required_by, read_by, validate in _TABLE:
+    for name, required_by, read_by, lenient, validate in _TABLE:
         value = environ.get(name, "")
         if name != "CNI_COMMAND" and command not in read_by:
             value = ""
-        values[name] = value
-        if value == "":
-            if command in required_by or name == "CNI_COMMAND":
-                missing.append(name)
-            continue
-        if validate is not None:
+        if value != "" and validate is not None:
             problem = validate(value)
             if problem is not None:
-                invalid.append(f"{name}: {problem}")
+                if command in lenient:
+                    value = ""
+                else:
+                    invalid.append(f"{name}: {problem}")
+        values[name] = value
+        if value == "" and (command in required_by or name == "CNI_COMMAND"):
+            missing.append(name)
     if missing or invalid:
         parts = []
         if missing:
@@ -133,7 +164,7 @@ def read_request(environ: Mapping[str, str]) -> Request:
             k, _, v = pair.partition("=")
             args[k] = v
     return Request(
-        command=command,
+        command=command,  # type: ignore[arg-type]  # _command validated it
         container_id=values["CNI_CONTAINERID"],
         netns=values["CNI_NETNS"],
         ifname=values["CNI_IFNAME"],

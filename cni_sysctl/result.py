@@ -6,15 +6,14 @@ every ``ips`` entry carries ``"version": "4"|"6"``; from 1.0.0 on it has none.
 
 from __future__ import annotations
 
+import _socket
+
+from . import SUPPORTED_VERSIONS
+from .config import version_tuple
 from .errors import ConfigError, VersionError
 from .request import check_ifname
 
 _FIRST_VERSIONLESS = (1, 0, 0)
-_RESULT_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-
-
-def _vt(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
 def _list_of_objects(prev: dict[str, object], field: str) -> list[dict[str, object]]:
@@ -26,21 +25,63 @@ def _list_of_objects(prev: dict[str, object], field: str) -> list[dict[str, obje
     return value
 
 
+def _address(text: object) -> int | None:
+    """The family of an IP address in text form, None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, text)
+        except (OSError, ValueError, UnicodeEncodeError):
+            continue
+        return family
+    return None
+
+
+def _cidr(text: object) -> bool:
+    """Whether `text` is ADDRESS/PREFIXLEN (parsed with the C library: no import to pay)."""
+    if not isinstance(text, str) or text.count("/") != 1:
+        return False
+    address, _, length = text.partition("/")
+    family = _address(address)
+    if family is None or not length.isascii() or not length.isdigit() or len(length) > 3:
+        return False
+    return int(length) <= (32 if family == _socket.AF_INET else 128)
+
+
 def validate(prev: dict[str, object]) -> None:
-    """Refuse a prevResult this plugin cannot pass on faithfully."""
+    """Refuse a prevResult this plugin cannot pass on faithfully, or whose addresses and routes
+    it could not check after changing a link: before anything is changed."""
     version = prev.get("cniVersion")
-    if version is not None and version not in _RESULT_VERSIONS:
+    if version is not None and version not in SUPPORTED_VERSIONS:
         raise VersionError(
             f"prevResult has cniVersion {version!r}, which cannot be converted",
-            f"results of {', '.join(_RESULT_VERSIONS)} are supported",
+            f"results of {', '.join(SUPPORTED_VERSIONS)} are supported",
         )
-    for iface in _list_of_objects(prev, "interfaces"):
+    interfaces = _list_of_objects(prev, "interfaces")
+    for iface in interfaces:
         if not isinstance(iface.get("name"), str):
             raise ConfigError("prevResult.interfaces entry without a name")
     for ip in _list_of_objects(prev, "ips"):
-        if not isinstance(ip.get("address"), str) or "/" not in str(ip.get("address")):
-            raise ConfigError(f"prevResult.ips entry {ip!r} has no CIDR address")
-    _list_of_objects(prev, "routes")
+        if not _cidr(ip.get("address")):
+            raise ConfigError(
+                f"prevResult.ips entry has address {ip.get('address')!r}, which is not ADDRESS/PREFIX",
+                "the plugin before cni-sysctl in the chain returned an invalid result",
+            )
+        gateway = ip.get("gateway")
+        if gateway is not None and _address(gateway) is None:
+            raise ConfigError(f"prevResult.ips entry has gateway {gateway!r}, which is not an IP address")
+        index = ip.get("interface")
+        if index is not None and (
+            not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(interfaces)
+        ):
+            raise ConfigError(f"prevResult.ips entry names interface {index!r}, which is not in prevResult.interfaces")
+    for route in _list_of_objects(prev, "routes"):
+        if not _cidr(route.get("dst")):
+            raise ConfigError(f"prevResult.routes entry has dst {route.get('dst')!r}, which is not ADDRESS/PREFIX")
+        gw = route.get("gw")
+        if gw is not None and _address(gw) is None:
+            raise ConfigError(f"prevResult.routes entry has gw {gw!r}, which is not an IP address")
 
 
 def container_ifnames(prev: dict[str, object] | None, cni_ifname: str) -> list[str]:
@@ -73,7 +114,7 @@ def convert(prev: dict[str, object], cni_version: str) -> dict[str, object]:
         new_ips = []
         for ip in ips:
             new = dict(ip)
-            if _vt(cni_version) >= _FIRST_VERSIONLESS:
+            if version_tuple(cni_version) >= _FIRST_VERSIONLESS:
                 new.pop("version", None)
             else:
                 new["version"] = "6" if ":" in str(ip["address"]) else "4"
