@@ -1,7 +1,8 @@
-"""Shared fixtures: root gating and throwaway network namespaces.
+"""Shared fixtures: root gating, throwaway network namespaces, the installed plugin.
 
 Root-only tests skip with a clear reason when not root, except under CI (CI=true), where a
-root test that cannot run is a failure: CI runs as root and must run them all.
+root test that cannot run is a failure: CI runs as root and must run them all. The helpers
+the fixtures build on are in tests/netlab.py.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.netlab import REPO, install_plugin, run, unique
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -39,23 +42,6 @@ def root() -> None:
     require_root()
 
 
-def unique(prefix: str) -> str:
-    """A short unique name (fits IFNAMSIZ for prefixes up to 6 characters)."""
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def run(
-    *cmd: str, ns: str | None = None, check: bool = True, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(argv, check=check, capture_output=True, text=True, input=input)
-
-
-def read_sysctl(ns: str, path: str) -> str:
-    """Read /proc/sys/<path> inside netns `ns`, the way an operator would."""
-    return run("cat", f"/proc/sys/{path}", ns=ns).stdout.strip()
-
-
 @pytest.fixture
 def make_netns(root: None) -> Iterator[Callable[[str], str]]:
     """Factory of throwaway network namespaces, deleted after the test even on failure."""
@@ -73,6 +59,22 @@ def make_netns(root: None) -> Iterator[Callable[[str], str]]:
     finally:
         for name in reversed(made):
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A CNI bin dir holding cni-sysctl, installed (`cni-sysctl install`) for the interpreter
+    running the tests."""
+    require_root()
+    bin_dir = tmp_path_factory.mktemp("cni-bin")
+    install_plugin(bin_dir)
+    return str(bin_dir)
+
+
+@pytest.fixture(scope="session")
+def plugin(plugin_dir: str) -> str:
+    """The installed launcher, as a runtime executes it."""
+    return str(Path(plugin_dir) / "cni-sysctl")
 
 
 # Under CI the only acceptable skip is a link type this kernel lacks (ipvlan, vlan, dummy):
@@ -96,9 +98,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
 
 
+E2E_FOLDERS = ("e2e", "runtime", "cri")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e and tests/runtime drives a real runtime or libcni client."""
+    """Everything under tests/e2e, tests/runtime and tests/cri drives a real runtime or libcni
+    client (folders relative to the rootdir, whatever the checkout's own path holds)."""
+    tests = REPO / "tests"
     for item in items:
-        parts = item.path.parts
-        if "e2e" in parts or "runtime" in parts:
+        try:
+            folder = item.path.relative_to(tests).parts[0]
+        except ValueError:
+            continue
+        if folder in E2E_FOLDERS:
             item.add_marker(pytest.mark.e2e)

@@ -13,19 +13,17 @@ import copy
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import require_root, run, unique
+from tests import netlab
+from tests.conftest import require_root
+from tests.netlab import REPO, SYSTEM_PLUGINS, netns_path, run, unique
 
-REPO = Path(__file__).resolve().parents[2]
 CONFLISTS = REPO / "conflist"
-SYSTEM_PLUGINS = "/usr/lib/cni"
-NETNS_DIR = "/var/run/netns"
 
 # CNI versions libcni 1.1.2 can send; CHECK needs >= 0.4.0.
 VERSIONS = ("0.3.1", "0.4.0", "1.0.0")
@@ -139,7 +137,7 @@ class Env:
         return Env(self._make_netns, self.tmp / name, self.cnitool_path, self.plugin_dir)
 
     def netns_path(self, ns: str | None = None) -> str:
-        return f"{NETNS_DIR}/{ns or self.ctr}"
+        return netns_path(ns or self.ctr)
 
     def in_host(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(*cmd, ns=self.host, check=check)
@@ -147,52 +145,33 @@ class Env:
     def in_ctr(self, *cmd: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(*cmd, ns=ns or self.ctr, check=check)
 
+    # The lab's queries (tests/netlab.py), in the container netns unless `ns` says otherwise.
     def sysctl(self, path: str, ns: str | None = None) -> str:
-        """A /proc/sys value read inside the container netns (or `ns`)."""
-        return self.in_ctr("cat", f"/proc/sys/{path}", ns=ns).stdout.strip()
+        return netlab.read_sysctl(ns or self.ctr, path)
 
     def host_sysctl(self, path: str) -> str:
-        return self.in_host("cat", f"/proc/sys/{path}").stdout.strip()
+        return netlab.read_sysctl(self.host, path)
 
     def addresses(self, ifname: str = "eth0", ns: str | None = None) -> set[str]:
-        """Global (non link-local) addresses of `ifname` as CIDR strings."""
-        links = json.loads(self.in_ctr("ip", "-j", "addr", "show", "dev", ifname, ns=ns).stdout)
-        return {
-            f"{a['local']}/{a['prefixlen']}"
-            for link in links
-            for a in link.get("addr_info", [])
-            if a.get("scope") == "global"
-        }
+        return netlab.addresses(ns or self.ctr, ifname)
 
     def tentative(self, ifname: str = "eth0", ns: str | None = None) -> set[str]:
-        """Addresses of `ifname` still in duplicate address detection (not usable yet)."""
-        links = json.loads(self.in_ctr("ip", "-j", "addr", "show", "dev", ifname, ns=ns).stdout)
-        return {str(a["local"]) for link in links for a in link.get("addr_info", []) if a.get("tentative")}
+        return {a.split("/")[0] for a in netlab.tentative(ns or self.ctr, ifname)}
 
     def link_local(self, ifname: str = "eth0", ns: str | None = None) -> set[str]:
-        links = json.loads(self.in_ctr("ip", "-j", "-6", "addr", "show", "dev", ifname, ns=ns).stdout)
-        return {str(a["local"]) for link in links for a in link.get("addr_info", []) if a.get("scope") == "link"}
+        return netlab.link_locals(ns or self.ctr, ifname)
 
     def routes(self, family: str, ns: str | None = None) -> list[dict[str, Any]]:
-        routes: list[dict[str, Any]] = json.loads(
-            self.in_ctr("ip", "-j", f"-{family}", "route", "show", "table", "main", ns=ns).stdout
-        )
-        return routes
+        return netlab.routes(ns or self.ctr, family)
 
     def default_gateways(self, ifname: str = "eth0", ns: str | None = None) -> set[str]:
-        return {
-            str(r.get("gateway"))
-            for fam in ("4", "6")
-            for r in self.routes(fam, ns=ns)
-            if r.get("dst") == "default" and r.get("dev") == ifname
-        }
+        return netlab.default_gateways(ns or self.ctr, ifname)
 
     def link_up(self, ifname: str = "eth0", ns: str | None = None) -> bool:
-        links = json.loads(self.in_ctr("ip", "-j", "link", "show", "dev", ifname, ns=ns).stdout)
-        return "UP" in links[0]["flags"]
+        return netlab.is_up(ns or self.ctr, ifname)
 
-    def ping(self, address: str, ns: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.in_ctr("busybox", "ping", "-c1", "-w5", address, ns=ns, check=False)
+    def ping(self, address: str, ns: str | None = None) -> bool:
+        return netlab.ping(ns or self.ctr, address)
 
     # -- configuration ------------------------------------------------------------------------
     def conflist(self, plugins: list[dict[str, object]], version: str = "1.0.0", name: str | None = None) -> str:
@@ -285,23 +264,6 @@ def cnitool() -> str:
     )
     assert proc.returncode == 0, f"tools/build-cnitool.sh failed:\n{proc.stderr}"
     return str(out)
-
-
-@pytest.fixture(scope="session")
-def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A CNI bin dir holding cni-sysctl, installed for the interpreter running the tests."""
-    require_root()
-    bin_dir = tmp_path_factory.mktemp("cni-bin")
-    proc = subprocess.run(
-        [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(bin_dir)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert proc.returncode == 0, f"cni-sysctl install failed:\n{proc.stderr}"
-    assert os.access(bin_dir / "cni-sysctl", os.X_OK)
-    return str(bin_dir)
 
 
 @pytest.fixture

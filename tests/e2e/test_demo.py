@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.netlab import REPO
 
 pytestmark = pytest.mark.e2e
 

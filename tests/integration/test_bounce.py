@@ -1,11 +1,14 @@
-"""cni_sysctl.link against the real kernel: a veth whose container end is bounced inside a
+"""cni_sysctl.bounce against the real kernel: a veth whose container end is bounced inside a
 throwaway netns, its peer (the gateways) in another. Every assertion reads the kernel's state
-back with `ip -j` or an ICMP echo; nothing is taken from the module's own view.
+back with `ip -j` or an ICMP echo; nothing is taken from the module's own view. Faults come
+through the netlink socket factory (tests/faults.py).
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,47 +16,60 @@ from typing import Any
 
 import pytest
 
-from cni_sysctl import link
+from cni_sysctl import linkstate, rtnl, rtnlmsg, snapshot
+from cni_sysctl.bounce import Links
 from cni_sysctl.errors import LinkError, LinkNotFoundError
+from cni_sysctl.netns import NetnsEntered
 from cni_sysctl.result import Expected
-from tests.conftest import run
-from tests.integration.conftest_link import Pair, ping, wait_settled
+from tests import netlab
+from tests.faults import FaultySocket, Rule, attr
+from tests.netlab import Box, dump, run, settle
 
 pytestmark = pytest.mark.root
 
 
-def _write(ifname: str, family: str, param: str, value: str) -> None:
+def _write(ifname: str, param: str, value: str) -> None:
     """What procsys does between down() and up(), in the netns already entered."""
-    with open(f"/proc/sys/net/{family}/conf/{ifname}/{param}", "w") as f:
+    with open(f"/proc/sys/net/ipv6/conf/{ifname}/{param}", "w") as f:
         f.write(value)
 
 
-def _expected(pair: Pair) -> dict[str, Expected]:
-    return {pair.ifname: Expected(list(pair.addrs), [("0.0.0.0/0", pair.gw4), ("::/0", pair.gw6)])}
+def _expected(box: Box) -> dict[str, Expected]:
+    return {box.ifname: Expected(list(box.addrs), [("0.0.0.0/0", box.gw4), ("::/0", box.gw6)])}
 
 
-def _bounce(pair: Pair, writes: list[tuple[str, str, str]], expected: dict[str, Expected] | None = None) -> None:
-    with pair.entered():
-        bounce = link.Bounce([pair.ifname], expected)
-        bounce.down()
-        assert not link.is_up(pair.ifname)
-        for family, param, value in writes:
-            _write(pair.ifname, family, param, value)
-        bounce.up()
-        assert link.is_up(pair.ifname)
+def links(box: Box, expected: dict[str, Expected] | None = None, rule: Rule | None = None) -> Links:
+    """Links over a snapshot of the box's link, taken now (call inside NetnsEntered)."""
+    fired: list[str] = []
+    factory = (lambda: FaultySocket(rule, fired)) if rule is not None else None
+    nl = rtnl.Rtnl(rtnlmsg.load(), factory)
+    index = _socket.if_nametoindex(box.ifname)
+    snaps = snapshot.take(nl, [(box.ifname, index, linkstate.is_up(box.ifname))])
+    return Links(nl, snaps, expected)
 
 
-def _without_link_local(state: dict[str, object]) -> dict[str, object]:
-    return {k: [x for x in v if "fe80" not in x] if isinstance(v, list) else v for k, v in state.items()}
+def bounce(box: Box, writes: list[tuple[str, str]], expected: dict[str, Expected] | None = None) -> None:
+    with NetnsEntered(box.path):
+        lk = links(box, expected)
+        lk.down([box.ifname])
+        assert not linkstate.is_up(box.ifname)
+        for param, value in writes:
+            _write(box.ifname, param, value)
+        lk.up()
+        assert linkstate.is_up(box.ifname)
+        lk.nl.close()
 
 
-def _link_locals(pair: Pair) -> list[dict[str, Any]]:
-    return [a for a in pair.addresses() if str(a["local"]).startswith("fe80:")]
+def without_link_local(state: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A dump but for what addr_gen_mode decides: the link-local and the mode `ip -d link` shows."""
+    return {
+        k: [re.sub(r"addrgenmode \S+", "", x) for x in v if "fe80" not in x] for k, v in state.items() if k != "sysctls"
+    }
 
 
 @pytest.fixture
-def pair(make_netns: Callable[[str], str]) -> Pair:
-    return Pair(make_netns)
+def box(make_netns: Callable[[str], str]) -> Box:
+    return Box(make_netns, rich=True)
 
 
 # --- the promise: addr_gen_mode=1 on a link that arrived up -----------------------------------
@@ -63,236 +79,212 @@ def pair(make_netns: Callable[[str], str]) -> Pair:
 def test_bounce_applies_addr_gen_mode_and_puts_everything_back(
     make_netns: Callable[[str], str], keep_addr_on_down: bool
 ) -> None:
-    pair = Pair(make_netns, keep_addr_on_down=keep_addr_on_down)
-    before = pair.state()
-    assert _link_locals(pair), "the kernel gave the link an EUI-64 link-local"
+    box = Box(make_netns, rich=True, keep_addr_on_down=keep_addr_on_down)
+    before = dump(box.ns, sysctls=False)
+    assert netlab.link_locals(box.ns), "the kernel gave the link an EUI-64 link-local"
 
-    _bounce(pair, [("ipv6", "addr_gen_mode", "1")], _expected(pair))
+    bounce(box, [("addr_gen_mode", "1")], _expected(box))
 
     # read at once: restored addresses are usable without waiting for DAD
-    addrs = pair.addresses()
-    assert not [a for a in addrs if str(a["local"]).startswith("fe80:")]
-    assert sorted(f"{a['local']}/{a['prefixlen']}" for a in addrs) == sorted(pair.addrs)
-    assert not [a for a in addrs if a.get("tentative")]
+    assert not netlab.link_locals(box.ns)
+    assert netlab.addresses(box.ns) == set(box.addrs)
+    assert not netlab.tentative(box.ns)
     # same addresses with the same flags, label and metric; same routes in every table
     # (defaults of both families, table 100, metric/mtu/advmss, onlink, multipath), same
     # permanent and proxy neighbours: all but what the link-local made
-    assert pair.state() == _without_link_local(before)
-    assert ping(pair.ns, pair.gw4)
-    assert ping(pair.ns, pair.gw6)
+    assert without_link_local(dump(box.ns, sysctls=False)) == without_link_local(before)
+    assert netlab.ping(box.ns, box.gw4)
+    assert netlab.ping(box.ns, box.gw6)
 
 
-def test_routes_are_not_duplicated_and_kernel_routes_come_back_once(pair: Pair) -> None:
-    _bounce(pair, [])
-    wait_settled(pair.ns, pair.ifname)
-    routes = [(r.get("table", "main"), r["dst"], r.get("metric"), r.get("type")) for r in pair.routes()]
+def test_routes_are_not_duplicated_and_a_bounce_without_writes_is_invisible(box: Box) -> None:
+    bounce(box, [])
+    settle(box.ns)
+    routes = [(r.get("table", "main"), r["dst"], r.get("metric"), r.get("type")) for r in netlab.routes(box.ns, "6")]
     assert len(routes) == len(set(routes)), routes
-    # a bounce without writes is invisible
-    _bounce(pair, [])
-    wait_settled(pair.ns, pair.ifname)
-    first = pair.state()
-    _bounce(pair, [])
-    wait_settled(pair.ns, pair.ifname)
-    assert pair.state() == first
+    first = dump(box.ns, sysctls=False)
+    bounce(box, [])
+    settle(box.ns)
+    assert dump(box.ns, sysctls=False) == first
 
 
-def test_stable_secret_gives_a_link_local_derived_from_it(pair: Pair) -> None:
-    (eui64,) = _link_locals(pair)
-
-    _bounce(pair, [("ipv6", "stable_secret", "2001:db8:1:2:3:4:5:6"), ("ipv6", "addr_gen_mode", "2")])
-    (first,) = _link_locals(pair)
-    assert first["local"] != eui64["local"]
-    assert first.get("stable-privacy")
-
-    _bounce(pair, [])
-    (again,) = _link_locals(pair)
-    assert again["local"] == first["local"], "stable across bounces"
-
-    _bounce(pair, [("ipv6", "stable_secret", "2001:db8:6:5:4:3:2:1")])
-    (other,) = _link_locals(pair)
-    assert other["local"] not in (first["local"], eui64["local"]), "follows the secret"
-    wait_settled(pair.ns, pair.ifname)
-    assert ping(pair.ns, pair.gw6)
+def test_stable_secret_gives_a_link_local_derived_from_it(box: Box) -> None:
+    (eui64,) = netlab.link_locals(box.ns)
+    bounce(box, [("stable_secret", "2001:db8:1:2:3:4:5:6"), ("addr_gen_mode", "2")])
+    (first,) = netlab.link_locals(box.ns)
+    assert first != eui64
+    bounce(box, [])
+    assert netlab.link_locals(box.ns) == {first}, "stable across bounces"
+    bounce(box, [("stable_secret", "2001:db8:6:5:4:3:2:1")])
+    (other,) = netlab.link_locals(box.ns)
+    assert other not in (first, eui64), "follows the secret"
+    settle(box.ns)
+    assert netlab.ping(box.ns, box.gw6)
 
 
 # --- restore(): the netns as it was found -----------------------------------------------------
 
 
 @pytest.mark.parametrize("write", ["nothing", "reverted", "left"])
-def test_restore_after_down_returns_the_snapshot(pair: Pair, write: str) -> None:
-    before = pair.state()
-    with pair.entered():
-        bounce = link.Bounce([pair.ifname])
-        bounce.down()
+def test_restore_after_down_returns_the_snapshot(box: Box, write: str) -> None:
+    before = dump(box.ns, sysctls=False)
+    with NetnsEntered(box.path):
+        lk = links(box)
+        lk.down([box.ifname])
         if write != "nothing":
-            _write(pair.ifname, "ipv6", "addr_gen_mode", "1")
-        if write == "reverted":  # what the caller's journal does before restore()
-            _write(pair.ifname, "ipv6", "addr_gen_mode", "0")
-        bounce.restore()
-        bounce.restore()  # idempotent
-    wait_settled(pair.ns, pair.ifname)
-    assert pair.state() == before
+            _write(box.ifname, "addr_gen_mode", "1")
+        if write == "reverted":  # what the transaction's rollback does before restore()
+            _write(box.ifname, "addr_gen_mode", "0")
+        assert lk.restore() == []
+        assert lk.restore() == [], "idempotent"
+    settle(box.ns)
+    after = dump(box.ns, sysctls=False)
+    if write == "left":  # the mode stays 1 (`ip -d link` says so), the link-local is back anyway
+        after["ip -d link"] = [x.replace("addrgenmode none", "addrgenmode eui64") for x in after["ip -d link"]]
+    assert after == before, netlab.diff(before, after)
 
 
-def _fail_requests(monkeypatch: pytest.MonkeyPatch, msg_type: int, code: int, *, once: bool) -> None:
-    """Make the kernel refuse `msg_type` requests made by up() (once, or all of them)."""
-    real_request = link._Rtnl.request
-    real_converge = link.Bounce._converge
-    armed = {"on": False, "left": 1}
-
-    def request(self: link._Rtnl, msg: object, mtype: int, flags: int = 0, ok: int = 0) -> None:
-        if armed["on"] and mtype == msg_type and armed["left"] > 0:
-            if once:
-                armed["left"] -= 1
-            raise self.rt.NetlinkError(code, "injected")
-        real_request(self, msg, mtype, flags, ok)
-
-    def converge(self: link.Bounce, forward: bool) -> None:
-        armed["on"] = forward
-        real_converge(self, forward)
-
-    monkeypatch.setattr(link._Rtnl, "request", request)
-    monkeypatch.setattr(link.Bounce, "_converge", converge)
+def _failing(msg_type: int, code: int) -> Rule:
+    return lambda t, flags, msg: code if t == msg_type else None
 
 
-@pytest.mark.parametrize("fault", ["address", "route", "verify"])
-def test_failed_up_restores_then_raises(pair: Pair, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
-    before = pair.state()
+@pytest.mark.parametrize("fault", ["address", "route"])
+def test_failed_up_raises_and_restore_puts_everything_back(box: Box, fault: str) -> None:
+    before = dump(box.ns, sysctls=False)
     if fault == "address":
-        _fail_requests(monkeypatch, link.RTM_NEWADDR, errno.EPERM, once=True)
-    elif fault == "route":
-        _fail_requests(monkeypatch, link.RTM_NEWROUTE, errno.ENETUNREACH, once=False)
+        rule = _failing(rtnl.RTM_NEWADDR, errno.EPERM)
     else:
-        real_verify = link.Bounce._verify
-        monkeypatch.setattr(
-            link.Bounce, "_verify", lambda self, forward: ["injected"] if forward else real_verify(self, forward)
-        )
-    with pair.entered():
-        bounce = link.Bounce([pair.ifname], _expected(pair))
-        bounce.down()
-        _write(pair.ifname, "ipv6", "addr_gen_mode", "1")
-        with pytest.raises(LinkError) as info:
-            bounce.up()
-        assert {"address": "cannot restore address", "route": "cannot restore route", "verify": "injected"}[
-            fault
-        ] in info.value.msg
-        after_up = pair.state()
-        # the caller then rolls back its writes and calls restore() again
-        _write(pair.ifname, "ipv6", "addr_gen_mode", "0")
-        bounce.restore()
-    assert after_up == before
-    wait_settled(pair.ns, pair.ifname)
-    assert pair.state() == before
+        rule = _failing(rtnl.RTM_NEWROUTE, errno.ENETUNREACH)
+    with NetnsEntered(box.path):
+        lk = links(box, _expected(box), rule)
+        sock = lk.nl.sock
+        assert isinstance(sock, FaultySocket)
+        sock.armed = False
+        lk.down([box.ifname])
+        _write(box.ifname, "addr_gen_mode", "1")
+        sock.armed = True
+        with pytest.raises(LinkError, match=f"cannot restore {fault}"):
+            lk.up()
+        sock.armed = False
+        _write(box.ifname, "addr_gen_mode", "0")  # the transaction rolls its writes back first
+        assert lk.restore() == []
+    settle(box.ns)
+    assert dump(box.ns, sysctls=False) == before
 
 
-def test_an_unexpected_exception_in_up_restores_and_passes_through(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = pair.state()
-    real_converge = link.Bounce._converge
+def test_a_restore_that_cannot_finish_says_what_is_missing(box: Box) -> None:
+    local = box.addrs[1].split("/")[0]
 
-    def converge(self: link.Bounce, forward: bool) -> None:
-        if forward:
-            monkeypatch.setattr(link._Route, "message", lambda self, rt: 1 / 0)
-        else:
-            monkeypatch.undo()
-        real_converge(self, forward)
+    def rule(msg_type: int, flags: int, msg: Any) -> int | None:
+        if msg_type == rtnl.RTM_NEWADDR and (attr(msg, "IFA_ADDRESS") == local):
+            return errno.EPERM
+        return None
 
-    monkeypatch.setattr(link.Bounce, "_converge", converge)
-    with pair.entered():
-        bounce = link.Bounce([pair.ifname])
-        bounce.down()
+    with NetnsEntered(box.path):
+        lk = links(box, None, rule)
+        lk.down([box.ifname])
+        problems = lk.restore()
+    assert problems
+    assert f"cannot restore address {box.addrs[1]} on {box.ifname}" in problems[0]
+
+
+def test_an_unexpected_exception_in_up_passes_through_and_restore_repairs(box: Box) -> None:
+    before = dump(box.ns, sysctls=False)
+    with NetnsEntered(box.path):
+        lk = links(box, None, lambda t, f, msg: ZeroDivisionError("injected") if t == rtnl.RTM_NEWROUTE else None)
+        sock = lk.nl.sock
+        assert isinstance(sock, FaultySocket)
+        lk.down([box.ifname])
         with pytest.raises(ZeroDivisionError):
-            bounce.up()
-    wait_settled(pair.ns, pair.ifname)
-    assert pair.state() == before
+            lk.up()
+        sock.armed = False
+        assert lk.restore() == []
+    settle(box.ns)
+    assert dump(box.ns, sysctls=False) == before
 
 
-def test_prev_result_is_verified_and_a_miss_restores(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    """prevResult backs the snapshot up: were an IPAM address taken for one the kernel makes,
-    and so not put back, the check against prevResult catches it."""
-    before = pair.state()
-    real = link.Bounce._restorable
-    v6 = pair.addrs[3].split("/")[0]
-    monkeypatch.setattr(link.Bounce, "_restorable", lambda self, a, fwd: a.local != v6 and real(self, a, fwd))
-    with pair.entered():
-        bounce = link.Bounce([pair.ifname], _expected(pair))
-        bounce.down()
-        with pytest.raises(LinkError, match=rf"prevResult address {pair.addrs[3]} missing from {pair.ifname}"):
-            bounce.up()
-    monkeypatch.undo()
-    with pair.entered():
-        bounce.restore()
-    wait_settled(pair.ns, pair.ifname)
-    assert pair.state() == before
+def test_prev_result_is_verified(box: Box) -> None:
+    """prevResult backs the snapshot up: were an IPAM address silently not put back (here the
+    kernel is made to ack an add it never saw), the check against prevResult catches it."""
+    local = box.addrs[3].split("/")[0]
+
+    def rule(msg_type: int, flags: int, msg: Any) -> int | None:
+        return 0 if msg_type == rtnl.RTM_NEWADDR and attr(msg, "IFA_ADDRESS") == local else None
+
+    with NetnsEntered(box.path):
+        lk = links(box, _expected(box), rule)
+        lk.down([box.ifname])
+        with pytest.raises(LinkError, match=rf"prevResult address {box.addrs[3]} missing from {box.ifname}"):
+            lk.up()
 
 
-def test_prev_result_items_missing_before_the_bounce_are_not_its_failure(pair: Pair) -> None:
-    expected = _expected(pair)
-    expected[pair.ifname].addresses.append("10.254.254.2/24")
-    expected[pair.ifname].routes.append(("10.253.0.0/16", None))
-    _bounce(pair, [], expected)  # no LinkError
-    assert sorted(f"{a['local']}/{a['prefixlen']}" for a in pair.addresses() if a["scope"] == "global") == sorted(
-        pair.addrs
-    )
+def test_prev_result_items_missing_before_the_bounce_are_not_its_failure(box: Box) -> None:
+    expected = _expected(box)
+    expected[box.ifname].addresses.append("10.254.254.2/24")
+    expected[box.ifname].routes.append(("10.253.0.0/16", None))
+    with NetnsEntered(box.path):
+        snap = links(box, expected).snapshots[box.ifname]
+        have = {a.key: a for a in snap.addrs}
+        missing = snapshot.missing_expected(box.ifname, expected[box.ifname], have, snap.routes)
+        lk = links(box, expected)
+        lk.missing_before = set(missing)
+        lk.down([box.ifname])
+        lk.up()  # no LinkError
+    assert netlab.addresses(box.ns) == set(box.addrs)
 
 
 # --- links that arrive down, or not at all ----------------------------------------------------
 
 
 def test_link_down_on_arrival(make_netns: Callable[[str], str]) -> None:
-    pair = Pair(make_netns, up=False)
-    before = pair.state()
-    with pair.entered():
-        assert not link.is_up(pair.ifname)
-        bounce = link.Bounce([pair.ifname])
-        bounce.down()
-        bounce.restore()
-        assert not link.is_up(pair.ifname)
-    assert pair.state() == before, "restore() leaves a link found down, down"
+    box = Box(make_netns, up=False)
+    before = dump(box.ns, sysctls=False)
+    with NetnsEntered(box.path):
+        assert not linkstate.is_up(box.ifname)
+        lk = links(box)
+        lk.down([box.ifname])
+        assert lk.restore() == []
+        assert not linkstate.is_up(box.ifname)
+    assert dump(box.ns, sysctls=False) == before, "restore() leaves a link found down, down"
 
-    expected = {pair.ifname: Expected([pair.addrs[0], pair.addrs[2]], [])}
-    _bounce(pair, [("ipv6", "addr_gen_mode", "1")], expected)
-    addrs = pair.addresses()
-    assert sorted(f"{a['local']}/{a['prefixlen']}" for a in addrs) == sorted([pair.addrs[0], pair.addrs[2]])
-    assert not [a for a in addrs if a.get("tentative")]
-    assert ping(pair.ns, pair.gw4)
-    assert ping(pair.ns, pair.gw6)
+    bounce(box, [("addr_gen_mode", "1")], {box.ifname: Expected(list(box.addrs), [])})
+    assert netlab.addresses(box.ns) == set(box.addrs)
+    assert not netlab.tentative(box.ns)
+    assert netlab.ping(box.ns, box.gw4)
+    assert netlab.ping(box.ns, box.gw6)
 
 
 def test_set_up_and_is_up(make_netns: Callable[[str], str]) -> None:
-    pair = Pair(make_netns, up=False)
-    with pair.entered():
-        assert not link.is_up(pair.ifname)
-        link.set_up(pair.ifname)
-        assert link.is_up(pair.ifname)
-        link.set_up(pair.ifname)
-        assert link.is_up(pair.ifname)
-    assert "UP" in run("ip", "link", "show", "dev", pair.ifname, ns=pair.ns).stdout
+    box = Box(make_netns, up=False)
+    with NetnsEntered(box.path):
+        assert not linkstate.is_up(box.ifname)
+        linkstate.set_up(box.ifname)
+        assert linkstate.is_up(box.ifname)
+        linkstate.set_up(box.ifname)
+        assert linkstate.is_up(box.ifname)
+        assert linkstate.wait_ready([box.ifname], 5.0) == []
+    assert netlab.is_up(box.ns)
 
 
 @pytest.mark.parametrize("ifname", ["nosuch0", "x" * 16, "a/b"])
-def test_missing_interface_is_named(pair: Pair, ifname: str) -> None:
-    before = pair.state()
-    with pair.entered():
+def test_missing_interface_is_named(box: Box, ifname: str) -> None:
+    before = dump(box.ns, sysctls=False)
+    with NetnsEntered(box.path):
         with pytest.raises(LinkNotFoundError, match="not found") as info:
-            link.is_up(ifname)
+            linkstate.is_up(ifname)
         assert ifname in info.value.msg
         with pytest.raises(LinkNotFoundError):
-            link.set_up(ifname)
-        with pytest.raises(LinkNotFoundError) as info:
-            link.Bounce([pair.ifname, ifname]).down()
-        assert ifname in info.value.msg
-    assert pair.state() == before, "nothing changed: the check comes before the first down"
+            linkstate.set_up(ifname)
+    assert dump(box.ns, sysctls=False) == before
 
 
-def test_nexthop_objects_are_refused_before_any_change(pair: Pair) -> None:
-    run("ip", "nexthop", "add", "id", "7", "via", pair.gw4, "dev", pair.ifname, ns=pair.ns)
-    run("ip", "route", "add", "100.64.0.0/10", "nhid", "7", ns=pair.ns)
-    before = pair.state()
-    with pair.entered():
-        with pytest.raises(LinkError, match="nexthop object"):
-            link.Bounce([pair.ifname]).down()
-        assert link.is_up(pair.ifname)
-    assert pair.state() == before
+def test_nexthop_objects_are_refused_before_any_change(box: Box) -> None:
+    run("ip", "nexthop", "add", "id", "7", "via", box.gw4, "dev", box.ifname, ns=box.ns)
+    run("ip", "route", "add", "100.64.0.0/10", "nhid", "7", ns=box.ns)
+    before = dump(box.ns, sysctls=False)
+    with NetnsEntered(box.path), pytest.raises(LinkError, match="nexthop object"):
+        links(box)
+    assert dump(box.ns, sysctls=False) == before
 
 
 # --- cost: pyroute2 only for a bounce, and only its message classes ----------------------------
@@ -304,23 +296,24 @@ def _python(code: str) -> str:
 
 def test_is_up_does_not_import_pyroute2() -> None:
     out = _python(
-        "import sys; from cni_sysctl import link; link.is_up('lo');"
+        "import sys; from cni_sysctl import linkstate; linkstate.is_up('lo');"
         "print(sorted(m for m in sys.modules if 'pyroute2' in m))"
     )
     assert out.strip() == "[]"
 
 
-def test_bounce_imports_message_classes_only_and_pyroute2_still_works() -> None:
+def test_the_message_classes_load_alone_and_pyroute2_still_works() -> None:
     out = _python(
-        "import sys; from cni_sysctl import link; link._rtnl();"
+        "import sys; from cni_sysctl import rtnlmsg; print(rtnlmsg.load().how);"
         "print(sorted(m for m in sys.modules if m.startswith('pyroute2.')));"
         "from pyroute2 import IPRoute; import pyroute2, pyroute2.netlink.rtnl.ifaddrmsg as m;"
         "print(bool(pyroute2.__version__), IPRoute().link_lookup(ifname='lo'), m.ifaddrmsg.__name__)"
     )
-    loaded, works = out.splitlines()
+    how, loaded, works = out.splitlines()
+    assert how == "shortcut"
     assert "pyroute2.iproute" not in loaded, loaded
     assert "pyroute2.ndb" not in loaded, loaded
     assert works == "True [1] ifaddrmsg"
     # and when the process had already imported pyroute2 the usual way
-    out = _python("import pyroute2; from cni_sysctl import link; print(link._rtnl().rtmsg.__name__)")
+    out = _python("import pyroute2; from cni_sysctl import rtnlmsg; print(rtnlmsg.load().rtmsg.__name__)")
     assert out.strip() == "rtmsg"

@@ -8,7 +8,6 @@ through cnitool and Debian's plugins.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,156 +16,93 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_sysctl, run, unique
+from tests import netlab
+from tests.netlab import VERSIONS, Box, cni_env, exec_plugin, plugin_config, read_sysctl, run, unique
 
-VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> str:
-    bin_dir = tmp_path_factory.mktemp("bin")
-    subprocess.run(
-        [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(bin_dir)], check=True, capture_output=True
-    )
-    return str(bin_dir / "cni-sysctl")
-
-
-class Sandbox:
-    """A container netns with eth0 (a veth, up, with addresses) and its peer in a host netns."""
-
-    def __init__(self, make_netns: Callable[[str], str], ifname: str = "eth0") -> None:
-        self.host = make_netns("csh")
-        self.ns = make_netns("csc")
-        self.ifname = ifname
-        peer = unique("cp")
-        run("ip", "link", "add", peer, "type", "veth", "peer", "name", "tmp0", ns=self.host)
-        run("ip", "link", "set", "tmp0", "netns", self.ns, ns=self.host)
-        run("ip", "link", "set", "tmp0", "name", ifname, ns=self.ns)
-        run("ip", "addr", "add", "10.99.0.1/24", "dev", peer, ns=self.host)
-        run("ip", "link", "set", peer, "up", ns=self.host)
-        run("ip", "addr", "add", "10.99.0.2/24", "dev", ifname, ns=self.ns)
-        run("ip", "link", "set", ifname, "up", ns=self.ns)
-        run("ip", "route", "add", "default", "via", "10.99.0.1", ns=self.ns)
-
-    @property
-    def path(self) -> str:
-        return f"/var/run/netns/{self.ns}"
-
-    def prev_result(self, version: str) -> dict[str, object]:
-        ip: dict[str, object] = {"interface": 0, "address": "10.99.0.2/24", "gateway": "10.99.0.1"}
-        if version.startswith("0."):
-            ip["version"] = "4"
-        return {
-            "cniVersion": version,
-            "interfaces": [{"name": self.ifname, "sandbox": self.path}],
-            "ips": [ip],
-            "routes": [{"dst": "0.0.0.0/0", "gw": "10.99.0.1"}],
-        }
-
-
-@pytest.fixture
-def sandbox(make_netns: Callable[[str], str]) -> Sandbox:
-    return Sandbox(make_netns)
-
-
-def invoke(
-    plugin: str, command: str, config: dict[str, object], netns: str | None, ifname: str = "eth0"
-) -> tuple[int, object, str]:
-    env = {"CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1", "CNI_IFNAME": ifname, "CNI_PATH": os.path.dirname(plugin)}
-    if netns is not None:
-        env["CNI_NETNS"] = netns
-    proc = subprocess.run(
-        [plugin], input=json.dumps(config), env=env, cwd="/", capture_output=True, text=True, check=False
-    )
-    out = json.loads(proc.stdout) if proc.stdout.strip() else None
-    return proc.returncode, out, proc.stderr
-
-
-def config(version: str, sysctl: object, prev: dict[str, object] | None, **extra: object) -> dict[str, object]:
-    cfg: dict[str, object] = {"cniVersion": version, "name": "itest", "type": "cni-sysctl", "sysctl": sysctl}
-    if prev is not None:
-        cfg["prevResult"] = prev
-    cfg.update(extra)
-    return cfg
-
+pytestmark = pytest.mark.root
 
 KEYS = ["ipv4.conf.rp_filter=2", "net.ipv4.conf.IFNAME.arp_ignore=1", "net.ipv4.tcp_keepalive_time=600"]
 
 
+@pytest.fixture
+def box(make_netns: Callable[[str], str]) -> Box:
+    return Box(make_netns)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-def test_add_check_del_every_version(plugin: str, sandbox: Sandbox, version: str) -> None:
-    prev = sandbox.prev_result(version)
-    rc, out, err = invoke(plugin, "ADD", config(version, KEYS, prev), sandbox.path)
-    assert rc == 0, err
-    assert out == prev  # prevResult unchanged, in the config's version
-    assert read_sysctl(sandbox.ns, "net/ipv4/conf/eth0/rp_filter") == "2"
-    assert read_sysctl(sandbox.ns, "net/ipv4/conf/eth0/arp_ignore") == "1"
-    assert read_sysctl(sandbox.ns, "net/ipv4/tcp_keepalive_time") == "600"
+def test_add_check_del_every_version(plugin: str, box: Box, version: str) -> None:
+    prev = box.prev_result(version)
+    config = plugin_config(version, KEYS, prev)
+    out = exec_plugin(plugin, cni_env("ADD", box.path, container_id="ctr1"), config)
+    assert out.rc == 0, out
+    assert out.json == prev  # prevResult unchanged, in the config's version
+    assert read_sysctl(box.ns, "net/ipv4/conf/eth0/rp_filter") == "2"
+    assert read_sysctl(box.ns, "net/ipv4/conf/eth0/arp_ignore") == "1"
+    assert read_sysctl(box.ns, "net/ipv4/tcp_keepalive_time") == "600"
     # the throwaway host netns and the real one are untouched
-    assert read_sysctl(sandbox.host, "net/ipv4/tcp_keepalive_time") == "7200"
+    assert read_sysctl(box.host, "net/ipv4/tcp_keepalive_time") == "7200"
     assert Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text().strip() != "600"
     if version not in ("0.3.0", "0.3.1"):
-        assert invoke(plugin, "CHECK", config(version, KEYS, prev), sandbox.path)[0] == 0
-    assert invoke(plugin, "DEL", config(version, KEYS, prev), sandbox.path)[:2] == (0, None)
+        assert exec_plugin(plugin, cni_env("CHECK", box.path, container_id="ctr1"), config).rc == 0
+    out = exec_plugin(plugin, cni_env("DEL", box.path, container_id="ctr1"), config)
+    assert (out.rc, out.stdout) == (0, "")
 
 
-def test_add_converts_prev_result_to_config_version(plugin: str, sandbox: Sandbox) -> None:
-    prev = sandbox.prev_result("1.0.0")
-    rc, out, err = invoke(plugin, "ADD", config("0.4.0", KEYS, prev), sandbox.path)
-    assert rc == 0, err
-    assert isinstance(out, dict)
-    assert out["cniVersion"] == "0.4.0"
-    assert out["ips"][0]["version"] == "4"
+def test_add_converts_prev_result_to_config_version(plugin: str, box: Box) -> None:
+    out = exec_plugin(plugin, cni_env("ADD", box.path), plugin_config("0.4.0", KEYS, box.prev_result("1.0.0")))
+    assert out.rc == 0, out
+    assert out.json["cniVersion"] == "0.4.0"
+    assert out.json["ips"][0]["version"] == "4"
 
 
-def test_refused_value_rolls_back_earlier_writes(plugin: str, sandbox: Sandbox) -> None:
+def test_refused_value_rolls_back_earlier_writes(plugin: str, box: Box) -> None:
     keys = ["net.ipv4.tcp_keepalive_time=600", "ipv4.conf.rp_filter=1", "ipv6.conf.mtu=100"]
-    rc, out, _ = invoke(
-        plugin, "ADD", config("1.0.0", keys, sandbox.prev_result("1.0.0"), linkBounce="never"), sandbox.path
-    )
-    assert rc == 1
-    assert isinstance(out, dict)
-    assert out["code"] == 102
-    assert "mtu" in out["msg"]
-    assert read_sysctl(sandbox.ns, "net/ipv4/tcp_keepalive_time") == "7200"
-    assert read_sysctl(sandbox.ns, "net/ipv4/conf/eth0/rp_filter") == "0"
-    assert read_sysctl(sandbox.ns, "net/ipv6/conf/eth0/mtu") == "1500"
+    config = plugin_config("1.0.0", keys, box.prev_result(), linkBounce="never")
+    out = exec_plugin(plugin, cni_env("ADD", box.path), config)
+    assert (out.rc, out.code) == (1, 102), out
+    assert "mtu" in out.msg
+    assert read_sysctl(box.ns, "net/ipv4/tcp_keepalive_time") == "7200"
+    assert read_sysctl(box.ns, "net/ipv4/conf/eth0/rp_filter") == "0"
+    assert read_sysctl(box.ns, "net/ipv6/conf/eth0/mtu") == "1500"
 
 
-def test_check_reports_value_changed_by_hand(plugin: str, sandbox: Sandbox) -> None:
-    prev = sandbox.prev_result("1.1.0")
-    assert invoke(plugin, "ADD", config("1.1.0", KEYS, prev), sandbox.path)[0] == 0
-    run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/rp_filter", ns=sandbox.ns)
-    rc, out, _ = invoke(plugin, "CHECK", config("1.1.0", KEYS, prev), sandbox.path)
-    assert rc == 1
-    assert isinstance(out, dict)
-    assert out["code"] == 104
-    assert "net.ipv4.conf.eth0.rp_filter" in out["msg"]
+def test_check_reports_what_changed_by_hand(plugin: str, box: Box) -> None:
+    config = plugin_config("1.1.0", KEYS, box.prev_result("1.1.0"))
+    assert exec_plugin(plugin, cni_env("ADD", box.path, container_id="ctr2"), config).rc == 0
+    run("sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/eth0/rp_filter", ns=box.ns)
+    out = exec_plugin(plugin, cni_env("CHECK", box.path, container_id="ctr2"), config)
+    assert (out.rc, out.code) == (1, 104), out
+    assert "net.ipv4.conf.eth0.rp_filter (from 'ipv4.conf.rp_filter') is '0', expected '2'" in out.msg
+    # CHECK looks at the link and prevResult's addresses and routes too (CNI spec, CHECK)
+    run("sh", "-c", "echo 2 > /proc/sys/net/ipv4/conf/eth0/rp_filter", ns=box.ns)
+    run("ip", "route", "del", "default", "via", box.gw4, ns=box.ns)
+    out = exec_plugin(plugin, cni_env("CHECK", box.path, container_id="ctr2"), config)
+    assert (out.rc, out.code) == (1, 104), out
+    assert f"prevResult route 0.0.0.0/0 via {box.gw4} missing from eth0" in out.msg
+    run("ip", "link", "set", "eth0", "down", ns=box.ns)
+    out = exec_plugin(plugin, cni_env("CHECK", box.path, container_id="ctr2"), config)
+    assert "interface eth0 is down" in out.msg
+    assert f"prevResult address {box.addrs[1]} missing from eth0" in out.msg  # a down flushes IPv6
 
 
-def test_own_netns_is_refused(plugin: str, sandbox: Sandbox) -> None:
+def test_own_netns_is_refused(plugin: str, box: Box) -> None:
     before = Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text()
-    rc, out, _ = invoke(
-        plugin,
-        "ADD",
-        config("1.0.0", ["net.ipv4.tcp_keepalive_time=601"], sandbox.prev_result("1.0.0")),
-        "/proc/self/ns/net",
-    )
-    assert rc == 1
-    assert isinstance(out, dict)
-    assert out["code"] == 4
+    config = plugin_config("1.0.0", ["net.ipv4.tcp_keepalive_time=601"], box.prev_result())
+    for netns in ("/proc/self/ns/net", f"/proc/{os.getpid()}/ns/net"):
+        out = exec_plugin(plugin, cni_env("ADD", netns), config)
+        assert (out.rc, out.code) == (1, 4), out
+        assert "own network namespace" in out.msg
     assert Path("/proc/sys/net/ipv4/tcp_keepalive_time").read_text() == before
 
 
-def test_missing_netns_is_never_created(plugin: str, sandbox: Sandbox) -> None:
+def test_missing_netns_is_never_created(plugin: str, box: Box) -> None:
     ghost = f"/var/run/netns/{unique('ghost')}"
-    cfg = config("1.0.0", KEYS, sandbox.prev_result("1.0.0"))
-    rc, out, _ = invoke(plugin, "ADD", cfg, ghost)
-    assert rc == 1
-    assert isinstance(out, dict)
-    assert out["code"] == 3
-    assert invoke(plugin, "DEL", cfg, ghost)[0] == 0
-    assert invoke(plugin, "DEL", cfg, None)[0] == 0
+    config = plugin_config("1.0.0", KEYS, box.prev_result())
+    out = exec_plugin(plugin, cni_env("ADD", ghost), config)
+    assert (out.rc, out.code) == (1, 3), out
+    assert exec_plugin(plugin, cni_env("DEL", ghost), config).rc == 0
+    assert exec_plugin(plugin, cni_env("DEL", None), config).rc == 0
+    assert exec_plugin(plugin, cni_env("DEL", "dummy"), config).rc == 0, "libcni's placeholder"
     assert not os.path.exists(ghost)
 
 
@@ -175,20 +111,20 @@ def test_status_and_gc(plugin: str, tmp_path: Path) -> None:
     good.write_text("allow: [ipv6.conf.accept_ra]\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("allow: {\n")
-    assert invoke(plugin, "STATUS", config("1.1.0", [], None, policy=str(good)), None)[:2] == (0, None)
-    rc, out, _ = invoke(plugin, "STATUS", config("1.1.0", [], None, policy=str(bad)), None)
-    assert rc == 1
-    assert isinstance(out, dict)
-    assert out["code"] == 50
-    assert invoke(plugin, "GC", config("1.1.0", [], None), None)[:2] == (0, None)
+    env = {"CNI_COMMAND": "STATUS"}
+    out = exec_plugin(plugin, env, plugin_config("1.1.0", [], policy=str(good)))
+    assert (out.rc, out.stdout) == (0, ""), out
+    out = exec_plugin(plugin, env, plugin_config("1.1.0", [], policy=str(bad)))
+    assert (out.rc, out.code) == (1, 50), out
+    out = exec_plugin(plugin, {"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, plugin_config("1.1.0", []))
+    assert (out.rc, out.stdout) == (0, ""), out
 
 
 def test_dotted_interface_name(plugin: str, make_netns: Callable[[str], str]) -> None:
-    box = Sandbox(make_netns, ifname="eth0.100")
-    rc, _, err = invoke(
-        plugin, "ADD", config("1.0.0", ["ipv4.conf.rp_filter=2"], box.prev_result("1.0.0")), box.path, "eth0.100"
-    )
-    assert rc == 0, err
+    box = Box(make_netns, ifname="eth0.100")
+    config = plugin_config("1.0.0", ["ipv4.conf.rp_filter=2"], box.prev_result())
+    out = exec_plugin(plugin, cni_env("ADD", box.path, ifname="eth0.100"), config)
+    assert out.rc == 0, out
     assert read_sysctl(box.ns, "net/ipv4/conf/eth0.100/rp_filter") == "2"
 
 
@@ -208,31 +144,36 @@ def test_launcher_ignores_environment_and_cwd(plugin: str) -> None:
 def test_every_container_interface_is_written_and_bounced(plugin: str, make_netns: Callable[[str], str]) -> None:
     """prevResult with two sandboxed interfaces: short keys expand for both, and a bounce key
     bounces both, each keeping its addresses and routes."""
-    box = Sandbox(make_netns)
-    peer = unique("cq")
-    run("ip", "link", "add", peer, "type", "veth", "peer", "name", "tmp1", ns=box.host)
-    run("ip", "link", "set", "tmp1", "netns", box.ns, ns=box.host)
-    run("ip", "link", "set", "tmp1", "name", "net1", ns=box.ns)
-    run("ip", "addr", "add", "10.97.0.1/24", "dev", peer, ns=box.host)
-    run("ip", "link", "set", peer, "up", ns=box.host)
-    run("ip", "addr", "add", "10.97.0.2/24", "dev", "net1", ns=box.ns)
-    run("ip", "link", "set", "net1", "up", ns=box.ns)
-    run("ip", "route", "add", "10.96.0.0/16", "via", "10.97.0.1", "dev", "net1", ns=box.ns)
-    prev = box.prev_result("1.0.0")
-    prev["interfaces"] = [*prev["interfaces"], {"name": "net1", "sandbox": box.path}]  # type: ignore[misc]
-    prev["ips"] = [*prev["ips"], {"interface": 1, "address": "10.97.0.2/24"}]  # type: ignore[misc]
+    box = Box(make_netns)
+    second = Box(make_netns, ifname="net1", host=box.host, ns=box.ns, default_routes=False)
+    run("ip", "route", "add", "10.96.0.0/16", "via", second.gw4, "dev", "net1", ns=box.ns)
+    prev = box.prev_result()
+    prev["interfaces"].append({"name": "net1", "sandbox": box.path})
+    prev["ips"].append({"interface": 1, "address": second.addrs[0]})
     routes_before = run("ip", "-4", "route", "show", "table", "all", ns=box.ns).stdout
 
-    rc, out, err = invoke(
-        plugin, "ADD", config("1.0.0", ["ipv6.conf.addr_gen_mode=1", "ipv4.conf.rp_filter=2"], prev), box.path
-    )
-    assert rc == 0, err
-    assert out == prev
+    config = plugin_config("1.0.0", ["ipv6.conf.addr_gen_mode=1", "ipv4.conf.rp_filter=2"], prev)
+    out = exec_plugin(plugin, cni_env("ADD", box.path), config)
+    assert out.rc == 0, out
+    assert out.json == prev
     for ifname in ("eth0", "net1"):
         assert read_sysctl(box.ns, f"net/ipv6/conf/{ifname}/addr_gen_mode") == "1"
         assert read_sysctl(box.ns, f"net/ipv4/conf/{ifname}/rp_filter") == "2"
-        addrs = run("ip", "-o", "addr", "show", "dev", ifname, ns=box.ns).stdout
-        assert "fe80::" not in addrs, f"{ifname} was not bounced: {addrs}"
-        assert ",UP" in run("ip", "-o", "link", "show", ifname, ns=box.ns).stdout
+        assert not netlab.link_locals(box.ns, ifname), f"{ifname} was not bounced"
+        assert netlab.is_up(box.ns, ifname)
     assert run("ip", "-4", "route", "show", "table", "all", ns=box.ns).stdout == routes_before
-    assert "10.97.0.2/24" in run("ip", "-o", "addr", "show", "dev", "net1", ns=box.ns).stdout
+    assert second.addrs[0] in netlab.addresses(box.ns, "net1")
+
+
+def test_launcher_with_a_gone_import_root_answers_with_an_error_object(tmp_path: Path) -> None:
+    """After an upgrade moved the venv, the runtime still gets a CNI error object telling the
+    operator what to do, not a traceback and an empty stdout."""
+    from cni_sysctl import install
+
+    launcher = tmp_path / "cni-sysctl"
+    launcher.write_text(install.launcher_text(sys.executable, [str(tmp_path / "gone")]))
+    launcher.chmod(0o755)
+    out = exec_plugin(str(launcher), {"CNI_COMMAND": "ADD"}, b"{}")
+    assert (out.rc, out.code) == (1, 106), out
+    assert "rerun `cni-sysctl install`" in out.json["details"]
+    assert "Traceback" not in out.stdout + out.stderr

@@ -25,18 +25,16 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, run, unique
+from tests import netlab
+from tests.conftest import IN_CI
+from tests.netlab import SYSTEM_PLUGINS, install_plugin, netns_path, run, unique
 
-REPO = Path(__file__).resolve().parents[2]
-SYSTEM_PLUGINS = "/usr/lib/cni"
-NETNS_DIR = "/var/run/netns"
 TOOLS = ("podman", "runc", "conmon", "busybox", "nsenter", "unshare")
 APPLETS = ("sh", "cat", "echo", "ip", "ping", "true")
 TIMEOUT = 60
@@ -105,15 +103,7 @@ class Podman:
 
     # -- setup ----------------------------------------------------------------------------------
     def install_plugin(self) -> None:
-        proc = subprocess.run(
-            [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(self.bin)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-        assert proc.returncode == 0, f"cni-sysctl install failed:\n{proc.stderr}"
-        assert os.access(self.bin / "cni-sysctl", os.X_OK)
+        install_plugin(self.bin)
 
     def build_rootfs(self) -> None:
         """/bin/busybox (static) and links for the applets the tests use; empty mount points."""
@@ -136,7 +126,7 @@ class Podman:
             "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
         }
         argv = [
-            "nsenter", f"--net={NETNS_DIR}/{self.host}", "--",
+            "nsenter", f"--net={netns_path(self.host)}", "--",
             "unshare", "--mount", "--",
             "sh", "-ec", PRIVATE_MOUNTS, "sh", str(self.tmp),
             "podman", *args,
@@ -208,7 +198,7 @@ class Podman:
         return sorted(p.name for p in d.iterdir() if p.name not in ("lock",) and not p.name.startswith("last_reserved"))
 
     def host_sysctl(self, path: str) -> str:
-        return run("cat", f"/proc/sys/{path}", ns=self.host).stdout.strip()
+        return netlab.read_sysctl(self.host, path)
 
     def cleanup(self) -> None:
         self.podman("rm", "--all", "--force", "--time", "0", timeout=TIMEOUT)

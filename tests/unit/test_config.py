@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cni_sysctl.config import SOURCE_ARGS, SOURCE_CONFLIST, SOURCE_RUNTIME, parse_config
+from cni_sysctl.config import SOURCE_ARGS, SOURCE_CONFLIST, SOURCE_RUNTIME, decode, parse_config
 from cni_sysctl.errors import CniError, ErrorCode
 
 
@@ -16,13 +16,15 @@ def conf(**fields: object) -> bytes:
 
 def error_of(data: bytes, **kw: bool) -> CniError:
     with pytest.raises(CniError) as info:
-        parse_config(data, **kw)
+        parse_config(decode(data), **kw)
     return info.value
 
 
 def test_object_form_keeps_declared_order() -> None:
     c = parse_config(
-        conf(sysctl={"net.ipv4.tcp_keepalive_time": "600", "ipv6.conf.accept_ra": 2, "net.core.somaxconn": "1024"})
+        decode(
+            conf(sysctl={"net.ipv4.tcp_keepalive_time": "600", "ipv6.conf.accept_ra": 2, "net.core.somaxconn": "1024"})
+        )
     )
     assert [(e.key.text, e.value) for e in c.entries] == [
         ("net.ipv4.tcp_keepalive_time", "600"),
@@ -32,7 +34,7 @@ def test_object_form_keeps_declared_order() -> None:
 
 
 def test_list_form_splits_on_first_equals_and_strips() -> None:
-    c = parse_config(conf(sysctl=["ipv6.conf.accept_ra = 2", "net.ipv4.ip_local_port_range=32768 60999"]))
+    c = parse_config(decode(conf(sysctl=["ipv6.conf.accept_ra = 2", "net.ipv4.ip_local_port_range=32768 60999"])))
     assert [(e.key.text, e.value) for e in c.entries] == [
         ("ipv6.conf.accept_ra", "2"),
         ("net.ipv4.ip_local_port_range", "32768 60999"),
@@ -41,10 +43,12 @@ def test_list_form_splits_on_first_equals_and_strips() -> None:
 
 def test_sources_are_tagged_and_untrusted_ones_listed() -> None:
     c = parse_config(
-        conf(
-            sysctl=["net.core.somaxconn=1"],
-            args={"cni": {"sysctl": {"ipv6.conf.accept_ra": "0"}}},
-            runtimeConfig={"sysctl": ["ipv4.conf.rp_filter=2"]},
+        decode(
+            conf(
+                sysctl=["net.core.somaxconn=1"],
+                args={"cni": {"sysctl": {"ipv6.conf.accept_ra": "0"}}},
+                runtimeConfig={"sysctl": ["ipv4.conf.rp_filter=2"]},
+            )
         )
     )
     assert [e.source for e in c.entries] == [SOURCE_CONFLIST, SOURCE_ARGS, SOURCE_RUNTIME]
@@ -52,7 +56,7 @@ def test_sources_are_tagged_and_untrusted_ones_listed() -> None:
 
 
 def test_defaults() -> None:
-    c = parse_config(conf())
+    c = parse_config(decode(conf()))
     assert c.link_bounce == "auto"
     assert c.policy == "/etc/cni/cni-sysctl.yaml"
     assert not c.policy_explicit

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import json
 
-from cni_sysctl.config import parse_config
+from cni_sysctl.config import decode, parse_config
 from cni_sysctl.plan import build_plan
 
 
 def plan_for(sysctl: object, ifnames: list[str], bounce: str = "auto"):  # type: ignore[no-untyped-def]
     data = json.dumps({"cniVersion": "1.0.0", "name": "n", "sysctl": sysctl, "linkBounce": bounce}).encode()
-    return build_plan(parse_config(data), ifnames)
+    return build_plan(parse_config(decode(data)), ifnames)
 
 
 def test_declared_order_and_expansion_per_interface() -> None:

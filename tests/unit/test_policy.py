@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cni_sysctl.config import parse_config
+from cni_sysctl.config import decode, parse_config
 from cni_sysctl.errors import ConfigError, ErrorCode, NotAvailableError, PolicyDeniedError
 from cni_sysctl.policy import check_untrusted, load
 
@@ -21,7 +21,7 @@ allow:
 
 def untrusted(*items: str):  # type: ignore[no-untyped-def]
     data = json.dumps({"cniVersion": "1.0.0", "name": "n", "runtimeConfig": {"sysctl": list(items)}}).encode()
-    return parse_config(data).untrusted
+    return parse_config(decode(data)).untrusted
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from cni_sysctl.errors import ConfigError, VersionError
 from cni_sysctl.result import container_ifnames, convert, expected_state, validate
 
-BRIDGE_1_0 = {
+BRIDGE_1_0: dict[str, object] = {
     "cniVersion": "1.0.0",
     "interfaces": [
         {"name": "cni0", "mac": "aa:bb:cc:dd:ee:01"},
@@ -57,7 +57,7 @@ def test_without_interfaces_falls_back_to_cni_ifname() -> None:
 
 
 def test_unsafe_ifname_from_prev_result_refused() -> None:
-    prev = {"interfaces": [{"name": "../../kernel", "sandbox": "/x"}]}
+    prev: dict[str, object] = {"interfaces": [{"name": "../../kernel", "sandbox": "/x"}]}
     with pytest.raises(ConfigError, match="not a valid interface name"):
         container_ifnames(prev, "eth0")
 
@@ -67,9 +67,32 @@ def test_validate_refuses_unconvertible_versions() -> None:
         validate({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24"}})
 
 
-def test_validate_refuses_malformed_ips() -> None:
-    with pytest.raises(ConfigError, match="CIDR"):
-        validate({"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.2"}]})
+@pytest.mark.parametrize(
+    ("prev", "words"),
+    [
+        ({"ips": [{"address": "10.0.0.2"}]}, "address '10.0.0.2', which is not ADDRESS/PREFIX"),
+        ({"ips": [{"address": "garbage/xx"}]}, "address 'garbage/xx'"),
+        ({"ips": [{"address": "10.0.0.2/33"}]}, "address '10.0.0.2/33'"),
+        ({"ips": [{"address": "fd00::2/129"}]}, "address 'fd00::2/129'"),
+        ({"ips": [{"address": "10.0.0.2/24", "gateway": "nope"}]}, "gateway 'nope'"),
+        ({"ips": [{"address": "10.0.0.2/24", "interface": 3}]}, "names interface 3"),
+        ({"ips": [{"address": "10.0.0.2/24", "interface": True}]}, "names interface True"),
+        ({"routes": [{"dst": "0.0.0.0/0", "gw": "nope"}]}, "gw 'nope'"),
+        ({"routes": [{"dst": "default"}]}, "dst 'default'"),
+        ({"routes": [{"gw": "10.0.0.1"}]}, "dst None"),
+        ({"ips": [{"address": "10.0.0.2/\u0663"}]}, "address"),  # an Arabic-Indic digit: not ASCII
+    ],
+)
+def test_validate_refuses_malformed_addresses_and_routes(prev: dict[str, object], words: str) -> None:
+    """prevResult is checked before any change: a bounce must be able to verify it after."""
+    with pytest.raises(ConfigError) as info:
+        validate({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/x"}], **prev})
+    assert words in info.value.msg
+
+
+def test_validate_accepts_what_the_plugins_return() -> None:
+    validate(BRIDGE_1_0)
+    validate({"cniVersion": "1.0.0", "ips": [{"address": "fd00::2/64", "gateway": "fd00::1"}], "routes": []})
 
 
 def test_expected_state_per_interface() -> None:
