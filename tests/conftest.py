@@ -97,8 +97,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e and tests/runtime drives a real runtime or libcni client."""
+    """Everything under tests/e2e, tests/runtime and tests/cri drives a real runtime or libcni client."""
     for item in items:
         parts = item.path.parts
-        if "e2e" in parts or "runtime" in parts:
+        if "e2e" in parts or "runtime" in parts or "cri" in parts:
             item.add_marker(pytest.mark.e2e)
