@@ -70,7 +70,9 @@ INSTALL_MODES = ("direct",)
 # containerd's configuration (version 2). Disabled: plugins that would look at host paths or
 # devices (opt would make /opt/containerd). CRI: the pause image of tools/pause; no
 # oom_score_adj -998 for the sandbox (root may lack CAP_SYS_RESOURCE); pod netns files under
-# the state dir; the native snapshotter (plain directory copies, whatever the filesystem).
+# the state dir; unprivileged ports and ICMP for pods (sysctls containerd adds to every pod,
+# off by default in 1.6, always on in later versions); the native snapshotter (plain directory
+# copies, whatever the filesystem).
 CONFIG = """\
 version = 2
 root = "{root}"
@@ -94,6 +96,8 @@ disabled_plugins = [
   sandbox_image = "{sandbox_image}"
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
 
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{bin_dir}"

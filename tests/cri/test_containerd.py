@@ -167,6 +167,21 @@ def test_pod_sysctl_on_eth0_comes_after_link_up(cri: PodsOfOneTest) -> None:
     assert len(pod.link_local()) == 1, "the link-local address was made before the pod's sysctl was written"
 
 
+def test_containerd_own_pod_sysctls_also_come_after_cni(cri: PodsOfOneTest) -> None:
+    """With enable_unprivileged_ports / enable_unprivileged_icmp (the session's containerd has
+    both on) containerd adds net.ipv4.ip_unprivileged_port_start=0 and ping_group_range to every
+    pod's sysctls that does not set them: runc writes those after CNI too."""
+    cri.network([cni_sysctl(["net.ipv4.ip_unprivileged_port_start=1000", "net.ipv4.ping_group_range=100 200"])])
+
+    pod = cri.run_pod()
+    pod_sets_one = cri.run_pod(sysctls={"net.ipv4.ip_unprivileged_port_start": "900"})
+
+    assert pod.sysctl("net/ipv4/ip_unprivileged_port_start") == "0"
+    assert pod.sysctl("net/ipv4/ping_group_range").split() == ["0", "2147483647"]
+    assert pod_sets_one.sysctl("net/ipv4/ip_unprivileged_port_start") == "900"
+    assert pod_sets_one.sysctl("net/ipv4/ping_group_range").split() == ["0", "2147483647"]
+
+
 def test_what_containerd_passes_to_the_chain(cri: PodsOfOneTest) -> None:
     """containerd 1.6 passes a plugin only the capabilities it knows (portMappings, bandwidth,
     dns, io.kubernetes.cri.pod-annotations), never "sysctl": a conflist may declare
