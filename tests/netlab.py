@@ -43,9 +43,19 @@ def unique(prefix: str) -> str:
 def run(
     *cmd: str, ns: str | None = None, check: bool = True, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """`cmd`, inside netns `ns` (`ip netns exec`) when given."""
-    argv = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(argv, check=check, capture_output=True, text=True, input=input, timeout=timeout)
+    """`cmd`, inside netns `ns` when given: a name of `ip netns` (`ip netns exec`), or
+    "pid:N", the netns of process N (`nsenter`: a pod's netns that only its runtime's mount
+    namespace shows as a file)."""
+    if ns is None:
+        argv = list(cmd)
+    elif ns.startswith("pid:"):
+        argv = ["nsenter", f"--target={ns[4:]}", "--net", "--", *cmd]
+    else:
+        argv = ["ip", "netns", "exec", ns, *cmd]
+    proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed (rc {proc.returncode}):\n{proc.stderr.strip()}")
+    return proc
 
 
 def batch(ns: str, commands: list[str]) -> None:
@@ -54,7 +64,8 @@ def batch(ns: str, commands: list[str]) -> None:
 
 
 def netns_path(ns: str) -> str:
-    return f"{NETNS_DIR}/{ns}"
+    """The file of netns `ns` (a name, or "pid:N")."""
+    return f"/proc/{ns[4:]}/ns/net" if ns.startswith("pid:") else f"{NETNS_DIR}/{ns}"
 
 
 # --- looking at a namespace -----------------------------------------------------------------

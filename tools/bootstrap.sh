@@ -11,6 +11,7 @@ log=$repo/.build/bootstrap.log
 packages=(
     containernetworking-plugins golang-go golang-github-appc-cni-dev
     iproute2 procps python3-venv radvd podman runc busybox-static
+    containerd gcc libc6-dev
 )
 export DEBIAN_FRONTEND=noninteractive
 

@@ -1,0 +1,1 @@
+"""cni-sysctl under Kubernetes' runtime path: containerd's CRI plugin running pod sandboxes."""
