@@ -320,6 +320,7 @@ class Box:
         self.host = host or make_netns("lbh")
         self.ns = ns or make_netns("lbc")
         self.ifname = ifname
+        self.routed = up and default_routes
         self.peer = unique("lp")
         n = int.from_bytes(os.urandom(1), "big") % 200 + 20
         if ns is not None:  # a second link in an existing box: another subnet
@@ -388,7 +389,7 @@ class Box:
             "cniVersion": version,
             "interfaces": [{"name": name, "sandbox": self.path} for name in (ifnames or [self.ifname])],
             "ips": ips,
-            "routes": [{"dst": "0.0.0.0/0", "gw": self.gw4}, {"dst": "::/0", "gw": self.gw6}],
+            "routes": [{"dst": "0.0.0.0/0", "gw": self.gw4}, {"dst": "::/0", "gw": self.gw6}] if self.routed else [],
         }
 
 
