@@ -223,8 +223,8 @@ def test_gc_removes_records_of_attachments_that_are_gone(box: Box, tmp_path: Pat
     for cid in ("ctr-gone", "ctr-kept"):
         assert killed_add(box, "write", 0, tmp_path, cid) == -signal.SIGKILL
     valid = [{"containerID": "ctr-kept", "ifname": "eth0"}]
-    config = plugin_config("1.1.0", [], **{"cni.dev/valid-attachments": valid})
-    config["name"] = "labnet"
+    config = plugin_config("1.1.0", [])
+    config["cni.dev/valid-attachments"] = valid
     out = call_plugin({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, config, Ports(inflight_dir=str(tmp_path)))
     assert (out.rc, out.stdout) == (0, ""), out
     assert [p.name for p in tmp_path.iterdir()] == ["ctr-kept:eth0.json"]
@@ -249,8 +249,9 @@ def test_kill_at_a_random_point_then_one_retry(plugin: str, box: Box) -> None:
     for i in range(runs):
         cid = f"ctr-rnd{i + 1}"
         record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
-        proc = subprocess.Popen([plugin], env=cni_env("ADD", box.path, container_id=cid), cwd="/",
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        env = cni_env("ADD", box.path, container_id=cid)
+        proc = subprocess.Popen([plugin], env=env, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config).encode())
         proc.stdin.close()
