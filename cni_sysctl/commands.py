@@ -38,11 +38,10 @@ def cmd_add(req: Request, config: Config, log: Log) -> dict[str, object]:
 
     assert config.prev_result is not None  # parse_config(need_prev_result=True)
     plan = _plan(req, config)
-    untrusted = config.untrusted
-    if untrusted:
+    if config.requested:
         from . import policy
 
-        policy.check_untrusted(untrusted, config.policy)
+        policy.enforce(config)
     if plan.writes:
         expected = result.expected_state(config.prev_result, plan.ifnames)
         with NetnsEntered(req.netns):
@@ -121,18 +120,12 @@ def cmd_del(req: Request, cni_version: str, log: Log) -> None:
 
 
 def cmd_status(config: Config, log: Log) -> None:
-    """Ready when the policy file, if any, is readable and valid."""
-    import os
-
+    """Ready when the policy file, if any, is trusted, readable and valid."""
     from . import policy
-    from .config import DEFAULT_POLICY
     from .errors import CniError, NotAvailableError
 
-    path = config.policy
-    if not config.policy_explicit and not os.path.exists(DEFAULT_POLICY):
-        return
     try:
-        policy.load(path)
+        policy.for_config(config)
     except CniError as err:
         raise NotAvailableError(err.msg, err.details) from None
 
