@@ -28,11 +28,9 @@ explicitly. Nothing here touches the kernel; PyYAML is imported only when a file
 
 from __future__ import annotations
 
-import os
-
 from .errors import CniError, PolicyDeniedError
 from .keys import FAMILIES, NETNS_WIDE_DEVICES, PLACEHOLDER, TABLES, normalise_value
-from .policyfile import PolicyFileError, YamlMap, YamlSeq
+from .policyfile import PolicyFileError, YamlMap, YamlSeq, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -426,13 +424,15 @@ def parse_policy(data: bytes, path: str) -> Policy:
         raise bad(getattr(doc, "line", 1), "the top level must be a mapping (conflist, include, allow, deny)")
     for name in doc:
         if name not in _TOP_LEVEL:
-            raise bad(doc.key_lines[name], f"unknown top-level key {name!r} (expected {', '.join(_TOP_LEVEL)})")
+            raise bad(doc.key_lines[name], f"unknown top-level key {shown(name)} (expected {', '.join(_TOP_LEVEL)})")
     conflist = doc.get("conflist", TRUSTED)
     if conflist not in (TRUSTED, CHECKED):
-        raise bad(doc.key_lines.get("conflist", 1), f"conflist must be {TRUSTED} or {CHECKED}, not {conflist!r}")
+        raise bad(doc.key_lines.get("conflist", 1), f"conflist must be {TRUSTED} or {CHECKED}, not {shown(conflist)}")
     include = doc.get("include")
     if include is not None and include != "default":
-        raise bad(doc.key_lines["include"], f"include must be 'default' (the built-in default set), not {include!r}")
+        raise bad(
+            doc.key_lines["include"], f"include must be 'default' (the built-in default set), not {shown(include)}"
+        )
 
     def items(name: str) -> list[tuple[int, object]]:
         seq = doc.get(name)
@@ -468,13 +468,15 @@ def _rule(kind: str, item: object, line: int, path: str) -> Rule:
         allowed = _ALLOW_FIELDS if kind == "allow" else ("key",)
         for name in item:
             if name not in allowed:
-                raise bad(item.key_lines[name], f"{kind} rule: unknown field {name!r} (expected {', '.join(allowed)})")
+                raise bad(
+                    item.key_lines[name], f"{kind} rule: unknown field {shown(name)} (expected {', '.join(allowed)})"
+                )
         key = item.get("key")
         if not isinstance(key, str):
             raise bad(line, f"{kind} rule: 'key' (a key pattern) is required")
         text, fields = key, item
     else:
-        raise bad(line, f"{kind} rule must be a key pattern or a mapping with 'key', not {item!r}")
+        raise bad(line, f"{kind} rule must be a key pattern or a mapping with 'key', not {shown(item)}")
 
     def at(name: str) -> int:
         return fields.key_lines.get(name, line)
@@ -487,7 +489,7 @@ def _rule(kind: str, item: object, line: int, path: str) -> Rule:
         value_set = set()
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (str, int)) or str(v).strip() == "":
-                raise bad(at("values"), f"values holds {v!r}: write integers or strings (quote yes/no/on/off)")
+                raise bad(at("values"), f"values holds {shown(v)}: write integers or strings (quote yes/no/on/off)")
             value_set.add(normalise_value(str(v)))
     int_range = fields.get("range")
     bounds = None
@@ -517,7 +519,7 @@ def _rule(kind: str, item: object, line: int, path: str) -> Rule:
             override=override,
         )
     except PatternError as exc:
-        raise bad(at("key") if isinstance(item, YamlMap) else line, f"key pattern {text!r}: {exc}") from None
+        raise bad(at("key") if isinstance(item, YamlMap) else line, f"key pattern {shown(text)}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,7 +551,7 @@ def for_config(config: Config) -> Policy:
     from .config import DEFAULT_POLICY
 
     path = config.policy
-    if config.policy_explicit and os.path.normpath(path) != DEFAULT_POLICY:
+    if config.policy_explicit and path != DEFAULT_POLICY:  # any other spelling is another file
         node = load(DEFAULT_POLICY)
         if node is not None and node.conflist == CHECKED:
             raise PolicyDeniedError(

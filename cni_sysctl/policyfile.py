@@ -162,6 +162,13 @@ def read(path: str) -> bytes | None:
         os.close(fd)
 
 
+def shown(value: object) -> str:
+    """A piece of the file in a message, cut short: a misnamed policy path (a root-owned file
+    that is not a policy) must not have its contents copied into errors."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "..." + text[-1]
+
+
 def _invalid(path: str, line: int | None, why: str) -> PolicyFileError:
     where = f"{path}:{line}" if line is not None else path
     return PolicyFileError(
@@ -220,21 +227,21 @@ def _convert(node: object, path: str, seen: set[int], depth: int) -> object:
     tag = node.tag
     if isinstance(node, yaml.MappingNode):
         if tag != _TAG + "map":
-            raise _invalid(path, line, f"unsupported YAML tag {tag!r}")
+            raise _invalid(path, line, f"unsupported YAML tag {shown(tag)}")
         mapping = YamlMap(line)
         for key_node, value_node in node.value:
             key = _convert(key_node, path, seen, depth + 1)
             key_line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                raise _invalid(path, key_line, f"mapping keys must be strings, not {key!r}")
+                raise _invalid(path, key_line, f"mapping keys must be strings, not {shown(key)}")
             if key in mapping:
-                raise _invalid(path, key_line, f"key {key!r} given twice (first at line {mapping.key_lines[key]})")
+                raise _invalid(path, key_line, f"key {shown(key)} given twice (first at line {mapping.key_lines[key]})")
             mapping[key] = _convert(value_node, path, seen, depth + 1)
             mapping.key_lines[key] = key_line
         return mapping
     if isinstance(node, yaml.SequenceNode):
         if tag != _TAG + "seq":
-            raise _invalid(path, line, f"unsupported YAML tag {tag!r}")
+            raise _invalid(path, line, f"unsupported YAML tag {shown(tag)}")
         seq = YamlSeq(line)
         for item in node.value:
             seq.append(_convert(item, path, seen, depth + 1))
@@ -257,9 +264,9 @@ def _convert(node: object, path: str, seen: set[int], depth: int) -> object:
                 return int(text, 16)
             except ValueError:
                 pass
-        raise _invalid(path, line, f"integer {text!r}: write integers in decimal (or quote the value)")
+        raise _invalid(path, line, f"integer {shown(text)}: write integers in decimal (or quote the value)")
     if tag == _TAG + "merge":
         raise _invalid(path, line, "YAML merge keys (<<) are not allowed in a policy")
     if tag == _TAG + "float":
-        raise _invalid(path, line, f"{text!r} is a fraction; sysctl values are integers or strings (quote it)")
-    raise _invalid(path, line, f"unsupported YAML type {tag!r} for {text!r}; quote the value")
+        raise _invalid(path, line, f"{shown(text)} is a fraction; sysctl values are integers or strings (quote it)")
+    raise _invalid(path, line, f"unsupported YAML type {shown(tag)} for {shown(text)}; quote the value")

@@ -210,6 +210,24 @@ def test_invalid_policies_name_file_and_line(text: str, line: int, why: str) -> 
     assert why in info.value.msg
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "conflist: {secret}\n",
+        "{secret}: 1\n",
+        "allow: [{secret}]\n",
+        "allow:\n  - key: net.core.x\n    values: [[{secret}]]\n",
+    ],
+)
+def test_messages_quote_the_file_sparingly(text: str) -> None:
+    """A conflist may name any root-owned file as its policy: errors must not copy it out."""
+    secret = "s3cr3t-" + "0123456789abcdef" * 4
+    with pytest.raises(PolicyFileError) as info:
+        pol(text.format(secret=secret))
+    assert secret not in info.value.msg
+    assert "s3cr3t-" in info.value.msg  # a prefix says where the problem is
+
+
 def test_empty_file_allows_nothing_and_trusts_the_conflist() -> None:
     p = pol("")
     assert allowed(p, sysctl=["net.core.somaxconn=1"], args=["net.core.somaxconn=1"]) == [True, False]
@@ -442,7 +460,7 @@ def test_node_policy_checked_binds_conflists_naming_another_policy(root: None, t
         "type": "cni-sysctl",
         "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/x"}], "ips": []},
     }
-    for chosen in (own_policy, str(tmp_path / "absent.yaml")):
+    for chosen in (own_policy, str(tmp_path / "absent.yaml"), "/etc/cni/./cni-sysctl.yaml"):
         err = add(dict(base, policy=chosen, sysctl=["ipv4.conf.proxy_arp=1"]))
         assert err["code"] == 100
         assert f"the conflist names the policy file {chosen}" in str(err["msg"])
