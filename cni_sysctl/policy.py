@@ -254,7 +254,7 @@ def default_set() -> list[Rule]:
             "net.ipv4.tcp_syncookies",
             origin,
             values=frozenset({"0", "1", "2"}),
-            note="Kubernetes 1.4; the kernel takes 3 too",
+            note="Kubernetes 1.4; the kernel takes any value up to 255",
         ),
         Rule(
             "allow",
