@@ -5,7 +5,7 @@ the node administrator wrote it), and per attachment ``args.cni.sysctl`` and
 ``runtimeConfig.sysctl`` (untrusted: a pod author or a namespace admin chose them).
 
 Without a policy file, untrusted keys are judged against the built-in default set (Kubernetes'
-safe net.* sysctls, DEFAULT_SET) and conflist keys are trusted. A policy file (YAML, README
+safe net.* sysctls, default_set()) and conflist keys are trusted. A policy file (YAML, README
 "Policy for per-attachment sysctls") replaces the default set, or extends it::
 
     conflist: checked             # conflist keys need an allow rule too (default: trusted)
