@@ -28,8 +28,10 @@ As a CNI plugin it is run by a container runtime with CNI_COMMAND set; chain it 
 interface-creating plugin in a conflist: {{"type": "cni-sysctl", "sysctl": [...]}}.
 Operator commands:
   cni-sysctl install [--bin-dir DIR]    place the cni-sysctl executable in DIR (/opt/cni/bin)
-  cni-sysctl explain [FILE] [--ifname NAME]
-                                        show what a config (or conflist) would write
+  cni-sysctl explain [FILE] [--args JSON] [--runtime-config JSON] [--policy FILE] [--ifname NAME]
+                                        show what a config (or conflist) would write, and
+                                        the policy's verdict on every key
+  cni-sysctl policy check FILE          validate a policy file the way ADD reads it
   cni-sysctl --version
 """
 
@@ -201,5 +203,9 @@ def _operator(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: T
         from . import explain
 
         return explain.main(argv[1:], stdin, stdout, stderr)
+    if sub == "policy":
+        from . import explain
+
+        return explain.policy_main(argv[1:], stdout, stderr)
     stderr.write(f"cni-sysctl: unknown command {sub!r}; run 'cni-sysctl --help'\n")
     return 2

@@ -41,11 +41,10 @@ def cmd_add(req: Request, config: Config, log: Log, ports: Ports) -> dict[str, o
     assert config.prev_result is not None  # parse_config(need_prev_result=True)
     ifnames, expected = _targets(req, config)
     plan = build_plan(config, ifnames)
-    untrusted = config.untrusted
-    if untrusted:
+    if config.requested:
         from . import policy
 
-        policy.check_untrusted(untrusted, config.policy)
+        policy.enforce(config)
     if plan.writes:
         from . import transaction
 
@@ -138,22 +137,16 @@ def cmd_del(req: Request, cni_version: str, log: Log, ports: Ports) -> None:
 
 
 def cmd_status(config: Config, log: Log) -> None:
-    """Ready when the policy file, if any, is readable and valid, and pyroute2 is usable."""
-    import os
-
+    """Ready when pyroute2 is usable and the policy file, if any, is trusted, readable and valid."""
     from . import policy, rtnlmsg
-    from .config import DEFAULT_POLICY
     from .errors import CniError, NotAvailableError
 
     try:
         rtnlmsg.load()
     except CniError as err:
         raise NotAvailableError(err.msg, err.details) from None
-    path = config.policy
-    if not config.policy_explicit and not os.path.exists(DEFAULT_POLICY):
-        return
     try:
-        policy.load(path)
+        policy.for_config(config)
     except CniError as err:
         raise NotAvailableError(err.msg, err.details) from None
 

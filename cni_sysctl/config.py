@@ -1,8 +1,13 @@
 """stdin JSON -> a typed plugin configuration.
 
-Every sysctl entry is tagged with where it came from: the conflist (trusted, written by the
-node's administrator) or the runtime (``args.cni.sysctl``, ``runtimeConfig.sysctl``: untrusted,
-per attachment, checked against the policy).
+Every sysctl entry is tagged with where it came from: the conflist (trusted on a plain host,
+written by the node's administrator) or the runtime (``args.cni.sysctl``,
+``runtimeConfig.sysctl``: untrusted, per attachment). The policy judges them (policy.py).
+
+Precedence (README, "Policy for per-attachment sysctls"): the conflist, then args.cni, then
+runtimeConfig. A key set by a later source replaces the earlier value: the earlier entry is not
+written. An untrusted value for a key the conflist sets is an override, which the policy must
+allow explicitly. A key given twice by the same source is an error.
 """
 
 from __future__ import annotations
@@ -36,14 +41,21 @@ _OWN_FIELDS = ("sysctl", "linkBounce", "policy")
 
 
 class Entry:
-    """One requested sysctl, in declared order."""
+    """One requested sysctl, in declared order.
 
-    __slots__ = ("key", "value", "source")
+    ``overrides``: for an untrusted entry, the conflist entry of the same key (None when the
+    conflist does not set it). ``overridden_by``: the later entry of the same key that replaces
+    this one (None when this one is written).
+    """
+
+    __slots__ = ("key", "value", "source", "overrides", "overridden_by")
 
     def __init__(self, key: Key, value: str, source: Source) -> None:
         self.key = key
         self.value = value
         self.source = source
+        self.overrides: Entry | None = None
+        self.overridden_by: Entry | None = None
 
     @property
     def trusted(self) -> bool:
@@ -54,8 +66,11 @@ class Entry:
 
 
 class Config:
+    """``requested``: every sysctl of every source, in precedence order; ``entries``: those that
+    are written (requested minus the overridden ones), in the same order."""
+
     __slots__ = (
-        "cni_version", "name", "entries", "link_bounce", "policy", "policy_explicit", "prev_result",
+        "cni_version", "name", "requested", "entries", "link_bounce", "policy", "policy_explicit", "prev_result",
         "valid_attachments",
     )  # fmt: skip
 
@@ -63,7 +78,7 @@ class Config:
         self,
         cni_version: str,
         name: str,
-        entries: list[Entry],
+        requested: list[Entry],
         link_bounce: LinkBounce,
         policy: str,
         policy_explicit: bool,
@@ -72,7 +87,8 @@ class Config:
     ) -> None:
         self.cni_version = cni_version
         self.name = name
-        self.entries = entries
+        self.requested = requested
+        self.entries = [e for e in requested if e.overridden_by is None]
         self.link_bounce = link_bounce
         self.policy = policy
         self.policy_explicit = policy_explicit
@@ -82,7 +98,7 @@ class Config:
 
     @property
     def untrusted(self) -> list[Entry]:
-        return [e for e in self.entries if not e.trusted]
+        return [e for e in self.requested if not e.trusted]
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -93,12 +109,33 @@ def version_tuple(version: str) -> tuple[int, ...]:
         raise DecodingError(f"cniVersion {version!r} is not a version number") from None
 
 
+class _Members(dict):  # type: ignore[type-arg]
+    """A JSON object in which a member name was repeated (json keeps the last silently)."""
+
+    repeated: list[str]
+
+
+def _members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Members(obj)
+    marked.repeated = []
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            marked.repeated.append(name)
+        seen.add(name)
+    return marked
+
+
 def decode(data: bytes) -> dict[str, object]:
-    """Decode the stdin bytes into a JSON object (code 6 when that fails)."""
+    """Decode the stdin bytes into a JSON object (code 6 when that fails). An object that
+    repeats a member name is marked (see _entries: a key given twice is an error)."""
     if len(data) > MAX_STDIN:
         raise DecodingError(f"network configuration on stdin larger than {MAX_STDIN >> 20} MiB")
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, object_pairs_hook=_members)
     except ValueError as exc:
         raise DecodingError("network configuration on stdin is not valid JSON", str(exc)) from None
     except RecursionError:
@@ -150,6 +187,11 @@ def _entries(raw: object, source: Source) -> list[Entry]:
     if raw is None:
         return []
     out: list[Entry] = []
+    if isinstance(raw, _Members):
+        raise ConfigError(
+            f"{source}: key {raw.repeated[0]!r} given twice",
+            "give each key once; the JSON object keeps only the last value",
+        )
     if isinstance(raw, dict):
         items = list(raw.items())
     elif isinstance(raw, list):
@@ -167,10 +209,35 @@ def _entries(raw: object, source: Source) -> list[Entry]:
             f'{source} must be an object or a list of "key=value" strings, not {type(raw).__name__}',
             'e.g. {"ipv6.conf.accept_ra": "2"} or ["ipv6.conf.accept_ra=2"]',
         )
+    first: dict[Key, str] = {}
     for k, v in items:
         key = parse_key(k)
+        if key in first:
+            spelled = repr(k) if first[key] == k else f"{first[key]!r} and {k!r}"
+            raise ConfigError(
+                f"{source}: key {key.canonical} given twice ({spelled})",
+                "give each key once: a source sets each sysctl at most once",
+            )
+        first[key] = k
         out.append(Entry(key, check_value(k, v), source))
     return out
+
+
+def _resolve_precedence(requested: list[Entry]) -> None:
+    """Later sources win: mark each replaced entry, and each untrusted entry whose key the
+    conflist sets (an override, which the policy must allow explicitly)."""
+    last: dict[Key, Entry] = {}
+    conflist: dict[Key, Entry] = {}
+    for e in requested:
+        last[e.key] = e
+        if e.source == SOURCE_CONFLIST:
+            conflist[e.key] = e
+    for e in requested:
+        winner = last[e.key]
+        if winner is not e:
+            e.overridden_by = winner
+        if not e.trusted:
+            e.overrides = conflist.get(e.key)
 
 
 def _nested(obj: dict[str, object], *path: str) -> object:
@@ -232,9 +299,10 @@ def parse_config(obj: dict[str, object], *, need_prev_result: bool = False) -> C
     ):
         raise ConfigError(f"policy {policy!r} must be an absolute path to a YAML file")
 
-    entries = _entries(obj.get("sysctl"), SOURCE_CONFLIST)
-    entries += _entries(_nested(obj, "args", "cni", "sysctl"), SOURCE_ARGS)
-    entries += _entries(_nested(obj, "runtimeConfig", "sysctl"), SOURCE_RUNTIME)
+    requested = _entries(obj.get("sysctl"), SOURCE_CONFLIST)
+    requested += _entries(_nested(obj, "args", "cni", "sysctl"), SOURCE_ARGS)
+    requested += _entries(_nested(obj, "runtimeConfig", "sysctl"), SOURCE_RUNTIME)
+    _resolve_precedence(requested)
 
     prev = obj.get("prevResult")
     if prev is not None and not isinstance(prev, dict):
@@ -248,7 +316,7 @@ def parse_config(obj: dict[str, object], *, need_prev_result: bool = False) -> C
     return Config(
         cni_version=version,
         name=name,
-        entries=entries,
+        requested=requested,
         link_bounce=mode,
         policy=policy if isinstance(policy, str) else DEFAULT_POLICY,
         policy_explicit=policy is not None,

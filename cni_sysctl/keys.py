@@ -16,6 +16,10 @@ from .errors import KeyRejectedError
 from .params import HOST_WIDE
 from .request import text_problem
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 FAMILIES = ("ipv4", "ipv6")
 TABLES = ("conf", "neigh")
 PLACEHOLDER = "IFNAME"
@@ -304,3 +308,27 @@ def normalise_value(value: str) -> str:
         else:
             fields.append(field)
     return " ".join(fields)
+
+
+def did_you_mean(parts: tuple[str, ...], names_in: Callable[[tuple[str, ...]], list[str] | None]) -> str | None:
+    """The closest existing spelling of a key that is missing, component by component (None when
+    nothing is close). `names_in(directory_parts)` lists a directory below /proc/sys, or returns
+    None when there is no such directory; the IFNAME placeholder is looked up as `default`, the
+    template every interface's directory is made from."""
+    import difflib
+
+    lookup = ["default" if p == PLACEHOLDER else p for p in parts]
+    fixed = list(parts)
+    changed = False
+    for i in range(1, len(parts)):
+        names = names_in(tuple(lookup[:i]))
+        if names is None:
+            return None
+        if lookup[i] in names:
+            continue
+        close = difflib.get_close_matches(lookup[i], names, n=1, cutoff=0.75)
+        if not close:
+            return None
+        lookup[i] = fixed[i] = close[0]
+        changed = True
+    return display(tuple(fixed)) if changed else None

@@ -1,153 +1,590 @@
-"""The administrator's policy for untrusted, per-attachment sysctls.
+"""The policy: which sysctls each source may set, with what values.
 
-Sysctls in the conflist are the administrator's own and are not checked here. Those that
-arrive with the attachment (``args.cni.sysctl`` from e.g. a Multus network selection,
-``runtimeConfig.sysctl`` from the runtime) are refused unless an ``allow`` rule matches::
+Three sources bring sysctls (config.py): the conflist's ``sysctl`` (trusted on a plain host:
+the node administrator wrote it), and per attachment ``args.cni.sysctl`` and
+``runtimeConfig.sysctl`` (untrusted: a pod author or a namespace admin chose them).
 
+Without a policy file, untrusted keys are judged against the built-in default set (Kubernetes'
+safe net.* sysctls, default_set()) and conflist keys are trusted. A policy file (YAML, README
+"Policy for per-attachment sysctls") replaces the default set, or extends it::
+
+    conflist: checked             # conflist keys need an allow rule too (default: trusted)
+    include: default              # the built-in default set's rules come along
     allow:
-      - ipv6.conf.accept_ra                 # any value
-      - key: net.ipv4.tcp_keepalive_*       # fnmatch pattern over the key
-        range: [60, 7200]                   # integer values in this range
+      - ipv6.conf.accept_ra       # any value
+      - key: net.ipv4.tcp_keepalive_*
+        range: [60, 7200]         # every field an integer in [60, 7200]
+        override: true            # may replace a value the conflist sets
       - key: ipv4.conf.rp_filter
-        values: ["0", "1", "2"]             # exactly these values
+        values: [0, 1, 2]
+    deny:                         # every source, the conflist's too; deny wins over allow
+      - net.ipv4.conf.IFNAME.proxy_arp
 
-Patterns may use the short form; they are matched against the key in IFNAME form.
-PyYAML is imported only when a policy is actually read.
+Patterns match component by component: ``*`` and ``?`` never cross a separator, so a pattern
+only ever matches keys with as many components as it has; ``IFNAME`` (or ``*``) in the device
+slot matches the container's interfaces, never ``all``, ``default`` or ``lo``, which are named
+explicitly. Nothing here touches the kernel; PyYAML is imported only when a file is read.
 """
 
 from __future__ import annotations
 
-import os
-
-from .errors import ConfigError, NotAvailableError, PolicyDeniedError
-from .keys import FAMILIES, PLACEHOLDER, TABLES, normalise_value
+from .errors import CniError, PolicyDeniedError
+from .keys import FAMILIES, NETNS_WIDE_DEVICES, PLACEHOLDER, TABLES, normalise_value
+from .policyfile import PolicyFileError, YamlMap, YamlSeq, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import Entry
+    from .config import Config, Entry
+
+TRUSTED = "trusted"
+CHECKED = "checked"
+DEFAULT_SET_NAME = "the built-in default set of Kubernetes' safe sysctls"
+BUILTIN = "the default set"  # the origin of the default set's rules
+
+_PATTERN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-*?")
+_WILDCARDS = frozenset("*?")
+_TOP_LEVEL = ("conflist", "include", "allow", "deny")
+_ALLOW_FIELDS = ("key", "values", "range", "max_fields", "override")
+
+
+def source_label(source: str) -> str:
+    from .config import SOURCE_CONFLIST
+
+    return "the conflist (sysctl)" if source == SOURCE_CONFLIST else source
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns
+
+
+class PatternError(ValueError):
+    pass
+
+
+def parse_pattern(text: str) -> tuple[str, ...]:
+    """A key pattern -> its components, in IFNAME form (short forms expanded, ``*`` in the
+    device slot of a per-interface key written as IFNAME). Raises PatternError."""
+    if not isinstance(text, str) or text == "":
+        raise PatternError("a key pattern must be a non-empty string")
+    if text.startswith("/"):
+        raise PatternError("patterns are keys relative to /proc/sys, e.g. net.ipv4.tcp_syncookies")
+    parts = text.split("/") if "/" in text else text.split(".")
+    for part in parts:
+        if part == "":
+            raise PatternError("empty component (doubled or trailing separator)")
+        bad = sorted(set(part) - _PATTERN_CHARS)
+        if bad:
+            raise PatternError(
+                f"character {bad[0]!r} is not allowed; patterns use key characters and the wildcards * and ?"
+            )
+    if parts[0] in FAMILIES:
+        if len(parts) != 3 or parts[1] not in TABLES:
+            raise PatternError("the short form is <ipv4|ipv6>.<conf|neigh>.<param>")
+        parts = ["net", parts[0], parts[1], PLACEHOLDER, parts[2]]
+    elif parts[0] != "net":
+        raise PatternError(
+            "patterns start with 'net.' (or are a short form such as ipv6.conf.accept_ra): only net.* "
+            "sysctls can ever be set"
+        )
+    if len(parts) < 3:
+        raise PatternError("names a directory, not a sysctl")
+    if parts[1] in FAMILIES and parts[2] in TABLES:
+        if len(parts) != 5:
+            raise PatternError(
+                f"per-interface keys are net.{parts[1]}.{parts[2]}.DEVICE.PARAM (five components; "
+                "a wildcard never spans several)"
+            )
+        device = parts[3]
+        if device == "*":
+            parts[3] = PLACEHOLDER
+        elif device != PLACEHOLDER and device not in NETNS_WIDE_DEVICES:
+            raise PatternError(
+                f"the device component must be {PLACEHOLDER} (or *: the container's interfaces) or one of "
+                f"{', '.join(NETNS_WIDE_DEVICES)}, not {device!r}: keys never name a concrete interface"
+            )
+    return tuple(parts)
+
+
+def _glob(pattern: str, text: str) -> bool:
+    """Shell-style match of one component: * any run, ? one character (never a separator:
+    components hold none)."""
+    p = t = 0
+    star = -1
+    mark = 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def device_slot(parts: tuple[str, ...]) -> int | None:
+    """Index of the device component of a per-interface key (net.<fam>.<table>.DEV.PARAM)."""
+    if len(parts) == 5 and parts[1] in FAMILIES and parts[2] in TABLES:
+        return 3
+    return None
+
+
+def pattern_matches(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Component by component, same count; a netns-wide device (all, default, lo) only matches
+    itself, never a wildcard or IFNAME."""
+    if len(pattern) != len(parts):
+        return False
+    slot = device_slot(parts)
+    for i, (want, have) in enumerate(zip(pattern, parts)):
+        if want == have:
+            continue
+        if i == slot and have in NETNS_WIDE_DEVICES:
+            return False
+        if not _WILDCARDS.intersection(want) or not _glob(want, have):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
 
 
 class Rule:
-    __slots__ = ("pattern", "values", "range")
+    """One allow or deny rule, with where it was written (file:line, or the default set)."""
 
-    def __init__(self, pattern: str, values: list[str] | None, int_range: tuple[int, int] | None) -> None:
-        self.pattern = pattern
+    __slots__ = ("kind", "text", "pattern", "values", "range", "max_fields", "override", "origin", "note")
+
+    def __init__(
+        self,
+        kind: str,
+        text: str,
+        origin: str,
+        *,
+        values: frozenset[str] | None = None,
+        int_range: tuple[int, int] | None = None,
+        max_fields: int | None = None,
+        override: bool = False,
+        note: str = "",
+    ) -> None:
+        self.kind = kind
+        self.text = text
+        self.pattern = parse_pattern(text)
         self.values = values
         self.range = int_range
+        self.max_fields = max_fields
+        self.override = override
+        self.origin = origin
+        self.note = note
 
-    def allows(self, canonical: str, value: str) -> bool:
-        from fnmatch import fnmatchcase
+    def matches(self, parts: tuple[str, ...]) -> bool:
+        return pattern_matches(self.pattern, parts)
 
-        if not fnmatchcase(canonical, self.pattern):
-            return False
-        if self.values is not None and normalise_value(value) not in self.values:
-            return False
+    def refuses(self, value: str) -> str | None:
+        """Why this rule does not accept `value` (None when it does)."""
+        fields = normalise_value(value).split()
+        if self.max_fields is not None and len(fields) > self.max_fields:
+            return f"{value!r} has {len(fields)} fields, at most {self.max_fields} allowed"
+        if self.values is not None and " ".join(fields) not in self.values:
+            return f"{value!r} is not one of {', '.join(sorted(self.values, key=_order))}"
         if self.range is not None:
-            fields = value.split()
-            try:
-                nums = [int(f) for f in fields]
-            except ValueError:
-                return False
             lo, hi = self.range
-            return bool(nums) and all(lo <= n <= hi for n in nums)
-        return True
+            for field in fields:
+                try:
+                    number = int(field)
+                except ValueError:
+                    return f"{value!r}: {field!r} is not an integer in [{lo}, {hi}]"
+                if not lo <= number <= hi:
+                    return f"{value!r}: {number} is outside [{lo}, {hi}]"
+        return None
+
+    def conditions(self) -> str:
+        out = []
+        if self.values is not None:
+            out.append("values " + ", ".join(sorted(self.values, key=_order)))
+        if self.range is not None:
+            out.append(f"range [{self.range[0]}, {self.range[1]}]")
+        if self.max_fields is not None:
+            out.append(f"max_fields {self.max_fields}")
+        if self.override:
+            out.append("override")
+        return ", ".join(out) if out else "any value"
+
+    def describe(self) -> str:
+        """E.g. 'allow net.ipv4.tcp_keepalive_* (range [60, 7200]) at /etc/cni/cni-sysctl.yaml:4'."""
+        cond = f" ({self.conditions()})" if self.kind == "allow" else ""
+        where = f"in {self.origin}" if self.origin == BUILTIN else f"at {self.origin}"
+        return f"{self.kind} {self.text}{cond} {where}"
+
+    def __repr__(self) -> str:
+        return f"Rule({self.describe()})"
 
 
-def canonical_pattern(pattern: str) -> str:
-    """Short-form patterns (ipv6.conf.accept_ra) become IFNAME-form ones."""
-    parts = pattern.replace("/", ".").split(".")
-    if len(parts) == 3 and parts[0] in FAMILIES and parts[1] in TABLES:
-        return ".".join(("net", parts[0], parts[1], PLACEHOLDER, parts[2]))
-    return ".".join(parts)
+def _order(value: str) -> tuple[int, str]:
+    try:
+        return (0, f"{int(value):020d}")
+    except ValueError:
+        return (1, value)
+
+
+# The built-in default set, used for untrusted keys when there is no policy file (and by a policy
+# file that says `include: default`): the net.* sysctls the kubelet treats as safe for any pod
+# (kubelet pkg/kubelet/sysctl/safe_sysctls.go; Kubernetes docs "Using sysctls in a Kubernetes
+# Cluster"), each bounded where the kernel accepts a harmful value. docs/policy.md has the
+# sources, the Kubernetes and kernel versions and what the kernel was found to accept.
+def default_set() -> list[Rule]:
+    origin = BUILTIN
+    return [
+        Rule(
+            "allow",
+            "net.ipv4.ip_local_port_range",
+            origin,
+            int_range=(1024, 65535),
+            max_fields=2,
+            note="Kubernetes 1.4; below 1024 ephemeral source ports would pass for privileged ones",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_syncookies",
+            origin,
+            values=frozenset({"0", "1", "2"}),
+            note="Kubernetes 1.4; the kernel takes any value up to 255",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.ping_group_range",
+            origin,
+            int_range=(0, 4294967294),
+            max_fields=2,
+            note="Kubernetes 1.18",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.ip_unprivileged_port_start",
+            origin,
+            int_range=(0, 65535),
+            max_fields=1,
+            note="Kubernetes 1.22; the kernel keeps it at or below ip_local_port_range's start",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.ip_local_reserved_ports",
+            origin,
+            max_fields=1,
+            note="Kubernetes 1.27, kernel 3.16; a port list such as 8080,9000-9010",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_keepalive_time",
+            origin,
+            int_range=(1, 32767),
+            max_fields=1,
+            note="Kubernetes 1.29, kernel 4.5; the kernel takes 0 and negative times",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_fin_timeout",
+            origin,
+            int_range=(1, 120),
+            max_fields=1,
+            note="Kubernetes 1.29, kernel 4.6; 120 s is the kernel's cap for TCP_LINGER2",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_keepalive_intvl",
+            origin,
+            int_range=(1, 32767),
+            max_fields=1,
+            note="Kubernetes 1.29, kernel 4.5; the kernel takes 0 and negative intervals",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_keepalive_probes",
+            origin,
+            int_range=(1, 127),
+            max_fields=1,
+            note="Kubernetes 1.29, kernel 4.5; 127 is TCP_KEEPCNT's cap, the sysctl takes up to 255",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_rmem",
+            origin,
+            int_range=(4096, 33554432),
+            max_fields=3,
+            note="Kubernetes 1.32, kernel 4.15; the kernel takes up to 2 GiB per socket",
+        ),
+        Rule(
+            "allow",
+            "net.ipv4.tcp_wmem",
+            origin,
+            int_range=(4096, 33554432),
+            max_fields=3,
+            note="Kubernetes 1.32, kernel 4.15; the kernel takes up to 2 GiB per socket",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts and the policy
+
+
+class Verdict:
+    """What the policy said about one requested sysctl, and why."""
+
+    __slots__ = ("entry", "allowed", "rule", "reason")
+
+    def __init__(self, entry: Entry, allowed: bool, rule: Rule | None, reason: str) -> None:
+        self.entry = entry
+        self.allowed = allowed
+        self.rule = rule
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.entry!r}: {'allowed' if self.allowed else 'denied'}, {self.reason})"
 
 
 class Policy:
-    __slots__ = ("path", "rules")
+    """The rules in force: a policy file's, or the default set when there is no file."""
 
-    def __init__(self, path: str, rules: list[Rule]) -> None:
+    __slots__ = ("path", "from_file", "conflist", "allow", "deny", "includes_default")
+
+    def __init__(
+        self,
+        path: str,
+        from_file: bool,
+        conflist: str,
+        allow: list[Rule],
+        deny: list[Rule],
+        includes_default: bool,
+    ) -> None:
         self.path = path
-        self.rules = rules
+        self.from_file = from_file
+        self.conflist = conflist
+        self.allow = allow
+        self.deny = deny
+        self.includes_default = includes_default
 
-    def check(self, entries: list[Entry]) -> None:
-        """Raise PolicyDeniedError naming every untrusted entry no rule allows."""
-        denied = [
-            f"{e.key.text}={e.value!r} (from {e.source})"
-            for e in entries
-            if not any(r.allows(e.key.canonical, e.value) for r in self.rules)
-        ]
-        if denied:
-            raise PolicyDeniedError(
-                f"policy {self.path} does not allow: " + ", ".join(denied),
-                f"ask the node administrator to add an allow rule to {self.path}, or move the "
-                'key into the conflist\'s "sysctl"',
+    def describe(self) -> str:
+        if self.from_file:
+            return f"policy {self.path}"
+        return f"{DEFAULT_SET_NAME} (no policy file at {self.path})"
+
+    def judge(self, entry: Entry) -> Verdict:
+        parts = entry.key.parts
+        canonical = ".".join(parts)
+        for rule in self.deny:
+            if rule.matches(parts):
+                return Verdict(entry, False, rule, f"matches {rule.describe()}")
+        if entry.trusted and self.conflist == TRUSTED:
+            return Verdict(
+                entry, True, None, "allowed: conflist keys are trusted (conflist: trusted), no deny rule matches"
             )
+        matching = [r for r in self.allow if r.matches(parts)]
+        if not matching:
+            where = self.path if self.from_file else "the default set"
+            why = f"no allow rule in {where} matches {canonical}"
+            if not self.from_file and device_slot(parts) is not None:
+                why += " (per-interface keys are never in the default set)"
+            return Verdict(entry, False, None, why)
+        reasons = []
+        for rule in matching:
+            refused = rule.refuses(entry.value)
+            if refused is not None:
+                reasons.append(f"{refused} (rule: {rule.describe()})")
+                continue
+            if entry.overrides is not None and not rule.override:
+                reasons.append(
+                    f"it overrides the conflist's value {entry.overrides.value!r}, and {rule.describe()} accepts "
+                    "the value but not an override (that takes override: true on a rule of the policy file)"
+                )
+                continue
+            return Verdict(entry, True, rule, f"allowed by {rule.describe()}")
+        return Verdict(entry, False, matching[0], "; ".join(reasons))
+
+    def judge_all(self, config: Config) -> list[Verdict]:
+        return [self.judge(e) for e in config.requested]
 
 
-def _bad(path: str, why: str) -> ConfigError:
-    return ConfigError(f"policy file {path} is invalid: {why}", "see README.md, 'Policy for per-attachment sysctls'")
+def parse_policy(data: bytes, path: str) -> Policy:
+    """The bytes of a policy file -> a Policy. Raises PolicyFileError (code 7) naming the line."""
+    from .policyfile import parse_yaml
 
+    doc = parse_yaml(data, path)
 
-def load(path: str) -> Policy:
-    try:
-        with open(path, "rb") as f:
-            text = f.read()
-    except OSError as exc:
-        raise NotAvailableError(f"policy file {path} cannot be read: {exc.strerror}") from None
-    import yaml
+    def bad(line: int, why: str) -> PolicyFileError:
+        return _bad(path, line, why)
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise _bad(path, str(exc).replace("\n", " ")) from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise _bad(path, "the top level must be a mapping with an 'allow' list")
-    unknown = set(doc) - {"allow"}
-    if unknown:
-        raise _bad(path, f"unknown top-level keys {sorted(map(str, unknown))}")
-    allow = doc.get("allow") or []
-    if not isinstance(allow, list):
-        raise _bad(path, "'allow' must be a list")
-    rules: list[Rule] = []
-    for i, item in enumerate(allow):
-        if isinstance(item, str):
-            rules.append(Rule(canonical_pattern(item), None, None))
-            continue
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise _bad(path, f"allow[{i}] must be a key pattern or a mapping with 'key'")
-        extra = set(item) - {"key", "values", "range"}
-        if extra:
-            raise _bad(path, f"allow[{i}] has unknown fields {sorted(map(str, extra))}")
-        values = item.get("values")
-        if values is not None:
-            if not isinstance(values, list) or not values:
-                raise _bad(path, f"allow[{i}].values must be a non-empty list")
-            values = [normalise_value(str(v)) for v in values]
-        int_range = item.get("range")
-        if int_range is not None:
-            if (
-                not isinstance(int_range, list)
-                or len(int_range) != 2
-                or not all(isinstance(n, int) and not isinstance(n, bool) for n in int_range)
-                or int_range[0] > int_range[1]
-            ):
-                raise _bad(path, f"allow[{i}].range must be [min, max] integers")
-            int_range = (int_range[0], int_range[1])
-        rules.append(Rule(canonical_pattern(item["key"]), values, int_range))
-    return Policy(path, rules)
-
-
-def check_untrusted(entries: list[Entry], path: str) -> None:
-    """Untrusted entries need a policy that allows each of them."""
-    if not entries:
-        return
-    if not os.path.exists(path):
-        keys = ", ".join(e.key.text for e in entries)
-        raise PolicyDeniedError(
-            f"per-attachment sysctls {keys} refused: no policy file at {path}",
-            f"sysctls from {entries[0].source} are untrusted; the node administrator must allow "
-            f"them in {path} (see README.md, 'Policy for per-attachment sysctls')",
+    if not isinstance(doc, YamlMap):
+        raise bad(getattr(doc, "line", 1), "the top level must be a mapping (conflist, include, allow, deny)")
+    for name in doc:
+        if name not in _TOP_LEVEL:
+            raise bad(doc.key_lines[name], f"unknown top-level key {shown(name)} (expected {', '.join(_TOP_LEVEL)})")
+    conflist = doc.get("conflist", TRUSTED)
+    if conflist not in (TRUSTED, CHECKED):
+        raise bad(doc.key_lines.get("conflist", 1), f"conflist must be {TRUSTED} or {CHECKED}, not {shown(conflist)}")
+    include = doc.get("include")
+    if include is not None and include != "default":
+        raise bad(
+            doc.key_lines["include"], f"include must be 'default' (the built-in default set), not {shown(include)}"
         )
-    load(path).check(entries)
+
+    def items(name: str) -> list[tuple[int, object]]:
+        seq = doc.get(name)
+        if seq is None:
+            return []
+        if not isinstance(seq, YamlSeq):
+            raise bad(doc.key_lines[name], f"{name!r} must be a list of rules")
+        return list(zip(seq.item_lines, seq))
+
+    allow = [_rule("allow", item, line, path) for line, item in items("allow")]
+    deny = [_rule("deny", item, line, path) for line, item in items("deny")]
+    if include == "default":
+        allow += default_set()
+    return Policy(path, True, str(conflist), allow, deny, include == "default")
+
+
+def _bad(path: str, line: int, why: str) -> PolicyFileError:
+    return PolicyFileError(
+        f"policy file {path}:{line} is invalid: {why}", "see README.md, 'Policy for per-attachment sysctls'"
+    )
+
+
+def _rule(kind: str, item: object, line: int, path: str) -> Rule:
+    """One item of `allow` or `deny` (at `line`) -> a Rule."""
+
+    def bad(at_line: int, why: str) -> PolicyFileError:
+        return _bad(path, at_line, why)
+
+    origin = f"{path}:{line}"
+    if isinstance(item, str):
+        text, fields = item, YamlMap(line)
+    elif isinstance(item, YamlMap):
+        allowed = _ALLOW_FIELDS if kind == "allow" else ("key",)
+        for name in item:
+            if name not in allowed:
+                raise bad(
+                    item.key_lines[name], f"{kind} rule: unknown field {shown(name)} (expected {', '.join(allowed)})"
+                )
+        key = item.get("key")
+        if not isinstance(key, str):
+            raise bad(line, f"{kind} rule: 'key' (a key pattern) is required")
+        text, fields = key, item
+    else:
+        raise bad(line, f"{kind} rule must be a key pattern or a mapping with 'key', not {shown(item)}")
+
+    def at(name: str) -> int:
+        return fields.key_lines.get(name, line)
+
+    values = fields.get("values")
+    value_set = None
+    if values is not None:
+        if not isinstance(values, YamlSeq) or not values:
+            raise bad(at("values"), "values must be a non-empty list of scalars")
+        value_set = set()
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (str, int)) or str(v).strip() == "":
+                raise bad(at("values"), f"values holds {shown(v)}: write integers or strings (quote yes/no/on/off)")
+            value_set.add(normalise_value(str(v)))
+    int_range = fields.get("range")
+    bounds = None
+    if int_range is not None:
+        if (
+            not isinstance(int_range, YamlSeq)
+            or len(int_range) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in int_range)
+            or int_range[0] > int_range[1]
+        ):
+            raise bad(at("range"), "range must be [min, max], two integers with min <= max")
+        bounds = (int(int_range[0]), int(int_range[1]))
+    max_fields = fields.get("max_fields")
+    if max_fields is not None and (isinstance(max_fields, bool) or not isinstance(max_fields, int) or max_fields < 1):
+        raise bad(at("max_fields"), "max_fields must be a positive integer")
+    override = fields.get("override", False)
+    if not isinstance(override, bool):
+        raise bad(at("override"), "override must be true or false")
+    try:
+        return Rule(
+            kind,
+            text,
+            origin,
+            values=frozenset(value_set) if value_set is not None else None,
+            int_range=bounds,
+            max_fields=max_fields,
+            override=override,
+        )
+    except PatternError as exc:
+        raise bad(at("key") if isinstance(item, YamlMap) else line, f"key pattern {shown(text)}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and enforcing
+
+
+def default_policy(path: str) -> Policy:
+    """No policy file at `path`: the default set for untrusted keys, conflist keys trusted."""
+    return Policy(path, False, TRUSTED, default_set(), [], True)
+
+
+def load(path: str) -> Policy | None:
+    """The policy file at `path`, read the trusted way (policyfile.read); None when absent."""
+    from .policyfile import read
+
+    data = read(path)
+    if data is None:
+        return None
+    return parse_policy(data, path)
+
+
+def for_config(config: Config) -> Policy:
+    """The policy in force for an attachment: the file the conflist names (default
+    /etc/cni/cni-sysctl.yaml), or the default set when there is none.
+
+    A conflist may not escape the node's policy: when /etc/cni/cni-sysctl.yaml says
+    ``conflist: checked``, a conflist naming another policy file is refused.
+    """
+    from .config import DEFAULT_POLICY
+
+    path = config.policy
+    if config.policy_explicit and path != DEFAULT_POLICY:  # any other spelling is another file
+        node = load(DEFAULT_POLICY)
+        if node is not None and node.conflist == CHECKED:
+            raise PolicyDeniedError(
+                f"the conflist names the policy file {path}, but the node's policy {DEFAULT_POLICY} checks "
+                f"conflists (conflist: checked), so a conflist cannot choose the policy that judges it",
+                f'remove "policy" from the conflist; the node administrator sets the rules in {DEFAULT_POLICY}',
+            )
+    return load(path) or default_policy(path)
+
+
+def enforce(config: Config) -> list[Verdict]:
+    """Judge every requested sysctl (all sources, overridden ones too) before anything is
+    written; raise PolicyDeniedError (100) naming each refused key, its source and the policy."""
+    policy = for_config(config)
+    verdicts = policy.judge_all(config)
+    denied = [v for v in verdicts if not v.allowed]
+    if denied:
+        raise denial(policy, denied)
+    return verdicts
+
+
+def denial(policy: Policy, denied: list[Verdict]) -> CniError:
+    listed = "; ".join(
+        f"{v.entry.key.text}={v.entry.value!r} from {source_label(v.entry.source)}: {v.reason}" for v in denied
+    )
+    if policy.from_file:
+        hint = f"nothing was written; the node administrator decides what {policy.path} allows"
+        if any(v.entry.trusted for v in denied):
+            hint += "; its deny rules, and under conflist: checked its allow rules, bind conflist keys too"
+    else:
+        hint = (
+            "nothing was written; without a policy file, per-attachment sysctls may only be those of the default "
+            f"set, within its bounds; the node administrator can allow more in {policy.path} "
+            "(README.md, 'Policy for per-attachment sysctls')"
+        )
+    return PolicyDeniedError(f"{policy.describe()} refuses {listed}", hint)

@@ -112,28 +112,50 @@ def test_object_form(env: Env, version: str) -> None:
         assert env.sysctl(path) == value, path
 
 
-@pytest.mark.parametrize(
-    ("writes", "final"),
-    [
-        (["net.ipv4.tcp_keepalive_time=300", "net.ipv4.tcp_keepalive_time=900"], "900"),
-        (["net.ipv4.tcp_keepalive_time=900", "net.ipv4.tcp_keepalive_time=300"], "300"),
-    ],
-    ids=["300-then-900", "900-then-300"],
-)
-def test_list_form_keeps_order(env: Env, writes: list[str], final: str) -> None:
-    env.attach(env.shipped("sysctl-bridge", sysctl=writes))
-    assert env.sysctl("net/ipv4/tcp_keepalive_time") == final
+# Order made observable with two different keys the kernel checks against each other: in a new
+# netns ip_unprivileged_port_start is 1024, and ip_local_port_range may not start below it.
+UNPRIVILEGED_FROM_0 = "net.ipv4.ip_unprivileged_port_start=0"
+RANGE_FROM_500 = "net.ipv4.ip_local_port_range=500 65000"
+
+
+def test_list_form_keeps_order(env: Env) -> None:
+    env.attach(env.shipped("sysctl-bridge", sysctl=[UNPRIVILEGED_FROM_0, RANGE_FROM_500]))
+    assert env.sysctl("net/ipv4/ip_unprivileged_port_start") == "0"
+    assert env.sysctl("net/ipv4/ip_local_port_range").split() == ["500", "65000"]
+    # the other order: the kernel refuses the range while 1024 still holds
+    other = env.new_container()
+    refused = env.add(
+        env.shipped("sysctl-bridge", sysctl=[RANGE_FROM_500, UNPRIVILEGED_FROM_0]), netns=env.netns_path(other)
+    )
+    assert refused.code == 102, refused.stderr
+    assert "net.ipv4.ip_local_port_range" in refused.msg
+    assert env.sysctl("net/ipv4/ip_unprivileged_port_start", ns=other) == "1024"
 
 
 def test_object_form_order_is_lost_through_libcni(env: Env) -> None:
-    """libcni re-serialises a plugin's config with object keys sorted, so two object keys
-    naming one sysctl are written in sorted order, not the order of the file: the reason the
-    list form exists. '.' sorts before '/', so the slash spelling is written last and wins."""
-    sysctl = {"net/ipv4/tcp_keepalive_time": "900", "net.ipv4.tcp_keepalive_time": "300"}
+    """libcni re-serialises a plugin's config with object keys sorted, so object keys are written
+    in sorted order, not the order of the file: the reason the list form exists. The object below
+    is in the order that works; 'ip_local_port_range' sorts first, and the kernel refuses it."""
+    sysctl = {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ip_local_port_range": "500 65000"}
     net = env.shipped("sysctl-bridge", sysctl=sysctl)
     assert list(json.loads((env.netconf / f"{net}.conflist").read_text())["plugins"][1]["sysctl"]) == list(sysctl)
-    env.attach(net)
-    assert env.sysctl("net/ipv4/tcp_keepalive_time") == "900"
+    refused = env.add(net)
+    assert refused.code == 102, refused.stderr
+    assert "net.ipv4.ip_local_port_range" in refused.msg
+    assert env.sysctl("net/ipv4/ip_unprivileged_port_start") == "1024"
+
+
+def test_a_key_given_twice_by_the_conflist_is_refused(env: Env) -> None:
+    """Which value should win is not for the plugin to guess (issue 9): one source, one value per key."""
+    refused = env.add(
+        env.shipped("sysctl-bridge", sysctl=["net.ipv4.tcp_keepalive_time=300", "net/ipv4/tcp_keepalive_time=900"])
+    )
+    assert refused.code == 7, refused.stderr
+    assert refused.msg == (
+        "sysctl: key net.ipv4.tcp_keepalive_time given twice "
+        "('net.ipv4.tcp_keepalive_time' and 'net/ipv4/tcp_keepalive_time')"
+    )
+    assert env.sysctl("net/ipv4/tcp_keepalive_time") == "7200"
 
 
 def test_list_form_slash_keys_and_several_field_values(env: Env) -> None:

@@ -196,3 +196,168 @@ def test_explain_shows_expanded_writes(tmp_path) -> None:  # type: ignore[no-unt
     assert code == 0
     assert "net/ipv6/conf/eth0.100/addr_gen_mode = 1   [needs link bounce]" in out
     assert "net.core.somaxconn = 10" in out
+
+
+# -- the policy at the edge: codes for ADD and STATUS, `policy check`, `explain` -------------
+
+
+def trusted_policy(directory, text: str, mode: int = 0o644) -> str:  # type: ignore[no-untyped-def]
+    import os
+
+    p = directory / "cni-sysctl.yaml"
+    p.write_text(text)
+    os.chown(p, 0, 0)
+    os.chmod(p, mode)
+    return str(p)
+
+
+def test_add_with_unreadable_policy_is_code_7(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a directory where the policy file should be: 7 (it was 50, STATUS's code, before)
+    rc, out, _ = run(ENV, conf(policy=str(tmp_path), runtimeConfig={"sysctl": ["net.core.somaxconn=1"]}))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 7)
+    assert f"policy file {tmp_path} is not trusted: it is a directory" in str(obj["msg"])
+
+
+def test_add_with_world_writable_policy_is_code_7(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = trusted_policy(tmp_path, "allow: [net.core.somaxconn]\n", mode=0o666)
+    rc, out, _ = run(ENV, conf(policy=path, args={"cni": {"sysctl": ["net.core.somaxconn=1"]}}))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 7)
+    assert "writable by group and others (mode 0666)" in str(obj["msg"])
+
+
+def test_add_with_conflist_key_denied_is_code_100_before_the_netns(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = trusted_policy(tmp_path, "deny: [ipv4.conf.proxy_arp]\n")
+    rc, out, _ = run(ENV, conf(policy=path, sysctl=["ipv4.conf.proxy_arp=1"]))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 100)  # not 3: the missing netns is never reached
+    assert f"policy {path} refuses ipv4.conf.proxy_arp='1' from the conflist (sysctl)" in str(obj["msg"])
+
+
+def test_status_with_untrusted_policy_is_50(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = trusted_policy(tmp_path, "allow: []\n", mode=0o646)
+    rc, out, _ = run({"CNI_COMMAND": "STATUS"}, conf(cniVersion="1.1.0", policy=path))
+    obj = error_object(out)
+    assert (rc, obj["code"]) == (1, 50)
+    assert f"policy file {path} is not trusted: it is writable by others" in str(obj["msg"])
+
+
+def test_status_ready_with_a_missing_explicit_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # no file: the default set applies, as at ADD
+    cfg = conf(cniVersion="1.1.0", policy=str(tmp_path / "absent.yaml"))
+    assert run({"CNI_COMMAND": "STATUS"}, cfg)[:2] == (0, "")
+
+
+def test_policy_check(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = trusted_policy(
+        tmp_path,
+        "conflist: checked\ninclude: default\nallow:\n  - key: ipv4.conf.rp_filter\n    values: [0, 1]\n"
+        "deny:\n  - ipv4.conf.proxy_arp\n",
+    )
+    code, out, err = run({}, b"", ["policy", "check", path])
+    assert (code, err) == (0, "")
+    assert out == (
+        f"{path}: trusted and valid\n"
+        "  conflist: checked\n"
+        "  allow:\n"
+        "    line 4: ipv4.conf.rp_filter (values 0, 1)\n"
+        "    include: default (the built-in default set)\n"
+        "  deny:\n"
+        "    line 7: ipv4.conf.proxy_arp\n"
+    )
+
+
+def test_policy_check_refuses_what_add_refuses(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    path = trusted_policy(tmp_path, "allow: [net.ipv4.conf.eth0.forwarding]\n")
+    os.chown(path, 65534, 65534)
+    code, out, err = run({}, b"", ["policy", "check", path])
+    assert (code, out) == (1, "")
+    assert f"ADD would refuse it: error 7: policy file {path} is not trusted: it is owned by uid 65534" in err
+    os.chown(path, 0, 0)
+    code, _, err = run({}, b"", ["policy", "check", path])
+    assert code == 1
+    assert f"error 7: policy file {path}:1 is invalid: key pattern 'net.ipv4.conf.eth0.forwarding'" in err
+    code, _, err = run({}, b"", ["policy", "check", str(tmp_path / "absent.yaml")])
+    assert code == 1
+    assert "no file at" in err
+    assert run({}, b"", ["policy", "lint", path])[0] == 2
+
+
+def test_explain_names_the_rule_for_each_key(root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = trusted_policy(
+        tmp_path, "allow:\n  - key: net.ipv4.tcp_keepalive_*\n    range: [60, 7200]\n  - ipv6.conf.accept_ra\n"
+    )
+    code, out, _ = run(
+        {},
+        b"",
+        [
+            "explain",
+            "--args",
+            '{"sysctl": ["net.ipv4.tcp_keepalive_time=600"]}',
+            "--runtime-config",
+            '{"ipv6.conf.accept_ra": "0"}',
+            "--policy",
+            path,
+            "--ifname",
+            "net1",
+        ],
+    )
+    assert code == 0, out
+    assert out.splitlines() == [
+        f"policy: {path} (conflist: trusted; 2 allow rules, 0 deny rules)",
+        "net.ipv4.tcp_keepalive_time = 600   from args.cni.sysctl",
+        f"  policy: allowed by allow net.ipv4.tcp_keepalive_* (range [60, 7200]) at {path}:2",
+        "  net.ipv4.tcp_keepalive_time = 600   [no bounce]",
+        "ipv6.conf.accept_ra = 0   from runtimeConfig.sysctl",
+        f"  policy: allowed by allow ipv6.conf.accept_ra (any value) at {path}:4",
+        "  net.ipv6.conf.net1.accept_ra = 0   [needs link bounce]",
+        "link bounce (auto): net1 set down, written, set up, addresses and routes restored",
+        "ADD would write these values.",
+    ]
+
+
+def test_explain_exits_1_when_add_would_fail(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = run(
+        {},
+        b"",
+        [
+            "explain",
+            "--args",
+            '["net.ipv4.tcp_keepalive_tim=600", "ipv4.conf.proxy_arp=1", "net.ipv4.tcp_syncookies=1"]',
+            "--policy",
+            str(tmp_path / "absent.yaml"),
+        ],
+    )
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(f"policy: none at {tmp_path / 'absent.yaml'}: per-attachment keys are judged by")
+    assert "  kernel: no such sysctl on this machine; did you mean net.ipv4.tcp_keepalive_time?" in lines
+    assert (
+        "  policy: DENIED: no allow rule in the default set matches net.ipv4.conf.IFNAME.proxy_arp "
+        "(per-interface keys are never in the default set)"
+    ) in lines
+    assert any(line.startswith("  policy: allowed by allow net.ipv4.tcp_syncookies (values 0, 1, 2)") for line in lines)
+    fail = lines.index("ADD would fail:")
+    assert lines[fail + 1].startswith("  error 100: the built-in default set of Kubernetes' safe sysctls")
+    assert (
+        lines[fail + 2]
+        == "  net.ipv4.tcp_keepalive_tim: no such sysctl on this machine; did you mean net.ipv4.tcp_keepalive_time?"
+    )
+
+
+def test_explain_shows_overrides_and_bad_usage(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"cniVersion": "1.0.0", "name": "n", "sysctl": ["net.ipv4.tcp_keepalive_time=600"]}))
+    code, out, _ = run(
+        {}, b"", ["explain", str(f), '--args=["net.ipv4.tcp_keepalive_time=300"]', "--policy", str(tmp_path / "x")]
+    )
+    assert code == 1
+    assert "  not written: args.cni.sysctl sets it to '300'" in out
+    assert "it overrides the conflist's value '600'" in out
+    assert run({}, b"", ["explain", "--colour", "red"])[0] == 2
+    code, _, err = run({}, b"", ["explain", "--args", "{oops"])
+    assert code == 1
+    assert "--args: not valid JSON" in err

@@ -92,3 +92,78 @@ def test_add_needs_prev_result() -> None:
     err = error_of(conf(), need_prev_result=True)
     assert err.code == ErrorCode.INVALID_NETWORK_CONFIG
     assert "prevResult missing" in err.msg
+
+
+def test_precedence_conflist_then_args_then_runtime_config() -> None:
+    c = parse_config(
+        decode(
+            conf(
+                sysctl=["net.ipv4.tcp_keepalive_time=600", "net.core.somaxconn=1"],
+                args={"cni": {"sysctl": ["net.ipv4.tcp_keepalive_time=300", "ipv6.conf.accept_ra=0"]}},
+                runtimeConfig={"sysctl": {"net.ipv4.tcp_keepalive_time": "200"}},
+            )
+        )
+    )
+    assert [(e.source, e.value) for e in c.requested] == [
+        (SOURCE_CONFLIST, "600"),
+        (SOURCE_CONFLIST, "1"),
+        (SOURCE_ARGS, "300"),
+        (SOURCE_ARGS, "0"),
+        (SOURCE_RUNTIME, "200"),
+    ]
+    # only the last value of a key is written; the others name what replaced them
+    assert [(e.key.text, e.value) for e in c.entries] == [
+        ("net.core.somaxconn", "1"),
+        ("ipv6.conf.accept_ra", "0"),
+        ("net.ipv4.tcp_keepalive_time", "200"),
+    ]
+    first, _, second, _, third = c.requested
+    assert first.overridden_by is third
+    assert second.overridden_by is third
+    # every untrusted value for a key the conflist sets is an override of the conflist's entry
+    assert second.overrides is first
+    assert third.overrides is first
+    assert c.requested[3].overrides is None
+
+
+def test_override_is_by_key_not_by_spelling() -> None:
+    c = parse_config(
+        decode(conf(sysctl=["net.ipv6.conf.IFNAME.accept_ra=2"], runtimeConfig={"sysctl": ["ipv6.conf.accept_ra=0"]}))
+    )
+    assert [(e.key.text, e.value) for e in c.entries] == [("ipv6.conf.accept_ra", "0")]
+    assert c.requested[1].overrides is c.requested[0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        (
+            {"sysctl": ["ipv6.conf.accept_ra=1", "ipv6.conf.accept_ra=2"]},
+            "sysctl: key net.ipv6.conf.IFNAME.accept_ra given twice ('ipv6.conf.accept_ra')",
+        ),
+        (
+            {"sysctl": {"ipv6.conf.accept_ra": "1", "net.ipv6.conf.IFNAME.accept_ra": "2"}},
+            "sysctl: key net.ipv6.conf.IFNAME.accept_ra given twice "
+            "('ipv6.conf.accept_ra' and 'net.ipv6.conf.IFNAME.accept_ra')",
+        ),
+        (
+            {"args": {"cni": {"sysctl": ["net/core/somaxconn=1", "net.core.somaxconn=2"]}}},
+            "args.cni.sysctl: key net.core.somaxconn given twice",
+        ),
+    ],
+)
+def test_a_key_given_twice_by_one_source_is_an_error(fields: dict[str, object], text: str) -> None:
+    err = error_of(conf(**fields))
+    assert err.code == ErrorCode.INVALID_NETWORK_CONFIG
+    assert text in err.msg
+
+
+def test_a_repeated_json_member_is_an_error() -> None:
+    # json would keep the last value silently
+    data = (
+        b'{"cniVersion": "1.0.0", "name": "n", '
+        b'"runtimeConfig": {"sysctl": {"net.core.somaxconn": "1", "net.core.somaxconn": "2"}}}'
+    )
+    err = error_of(data)
+    assert err.code == ErrorCode.INVALID_NETWORK_CONFIG
+    assert err.msg == "runtimeConfig.sysctl: key 'net.core.somaxconn' given twice"

@@ -157,3 +157,21 @@ def test_normalised_values_compare_as_the_kernel_reads_them(configured: str, ker
     from cni_sysctl.keys import normalise_value
 
     assert normalise_value(check_value("k", configured)) == normalise_value(kernel)
+
+
+def test_did_you_mean_walks_components() -> None:
+    from cni_sysctl.keys import did_you_mean
+
+    tree = {
+        ("net",): ["ipv4", "ipv6", "core"],
+        ("net", "ipv4"): ["conf", "tcp_keepalive_time", "tcp_syncookies"],
+        ("net", "ipv4", "conf"): ["all", "default", "lo"],
+        ("net", "ipv4", "conf", "default"): ["rp_filter", "proxy_arp"],
+        ("net", "ipv4", "conf", "all"): ["rp_filter", "proxy_arp"],
+    }
+    assert did_you_mean(parse_key("net.ipv4.tcp_keepalive_tim").parts, tree.get) == "net.ipv4.tcp_keepalive_time"
+    # per-interface keys are looked up under `default` and keep IFNAME in the suggestion
+    assert did_you_mean(parse_key("ipv4.conf.rp_filtre").parts, tree.get) == "net.ipv4.conf.IFNAME.rp_filter"
+    assert did_you_mean(parse_key("net.ipv4.confs.all.rp_filter").parts, tree.get) == "net.ipv4.conf.all.rp_filter"
+    assert did_you_mean(parse_key("net.ipv4.tcp_keepalive_time").parts, tree.get) is None  # nothing to fix
+    assert did_you_mean(parse_key("net.ipv4.zzzzzz").parts, tree.get) is None  # nothing close
