@@ -60,7 +60,7 @@ type fallbackReport struct {
 }
 
 // shortDir is a temporary directory with a short path: sun_path holds 107 bytes.
-func shortDir(t *testing.T) string {
+func shortDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "shim")
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ type fakeDaemon struct {
 // startDaemon listens on socket and, for each connection, reads one request
 // and hands it with the connection to respond (nil: reply exit 0, no output).
 // The connection is closed after respond returns.
-func startDaemon(t *testing.T, socket string, respond func(c *net.UnixConn, r request)) *fakeDaemon {
+func startDaemon(t testing.TB, socket string, respond func(c *net.UnixConn, r request)) *fakeDaemon {
 	t.Helper()
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 	if err != nil {

@@ -186,7 +186,7 @@ func (s *shim) forward(command string, consumed []byte) outcome {
 		if sendErr != nil {
 			err = fmt.Errorf("%w (sending the request: %s)", err, describe(sendErr))
 		}
-		return s.broken(command, err)
+		return s.broken(command, stdin, err)
 	}
 	return outcome{code: rep.exitCode, stdout: rep.stdout, stderr: rep.stderr}
 }
@@ -215,8 +215,11 @@ func (s *shim) readStdin() ([]byte, *outcome) {
 func (s *shim) unreachable(command string, consumed []byte, cause error) outcome {
 	msg := "cannot reach the cni-sysctl daemon at " + s.settings.socket + ": " + describe(cause)
 	details := "start the daemon ('cni-sysctl daemon') and check it with 'cni-sysctl daemon --check'"
-	if cause == syscall.ENOENT || cause == syscall.ECONNREFUSED || cause == syscall.EAGAIN {
+	switch cause {
+	case syscall.ENOENT, syscall.ECONNREFUSED, syscall.EAGAIN:
 		details = "retried for 2 s; " + details
+	case syscall.EACCES, syscall.EPERM:
+		details = "the socket is root's alone: runtimes run plugins as root; check the daemon with 'cni-sysctl daemon --check'"
 	}
 	if s.settingsErr != nil {
 		msg = "the cni-sysctl shim cannot forward the call: " + s.settingsErr.Error()
@@ -238,18 +241,18 @@ func (s *shim) unreachable(command string, consumed []byte, cause error) outcome
 // broken: the connection failed after the request may have reached the
 // daemon, which may have done part of the work. No fallback then: the
 // runtime's retry (or, for ADD, its DEL) repairs it.
-func (s *shim) broken(command string, cause error) outcome {
+func (s *shim) broken(command string, stdin []byte, cause error) outcome {
 	msg := "the cni-sysctl daemon at " + s.settings.socket + " did not complete its reply: " + cause.Error()
 	if command == "DEL" {
 		return outcome{stderr: []byte("cni-sysctl: " + msg + "; DEL has nothing to undo without it: done\n")}
 	}
-	return failure(latestVersion, 11, msg,
+	return failure(s.errorVersion(stdin), 11, msg,
 		"the call may be partly done and is safe to retry; see the daemon's log and 'cni-sysctl daemon --check'")
 }
 
 // errorVersion is the cniVersion of an error object: stdin's, when the shim
-// can read it as for VERSION. For a forwarded call stdin is read here only
-// when no fallback needs it any more.
+// can read it as for VERSION, else 1.1.0. stdin is read here (consumed is nil)
+// only when no fallback needs it any more.
 func (s *shim) errorVersion(consumed []byte) string {
 	stdin := consumed
 	if stdin == nil {

@@ -385,7 +385,7 @@ func TestBrokenConnectionNeverFallsBack(t *testing.T) {
 			shim := patchShim(t, "socket="+socket+"\nfallback="+testBinary(t)+"\n")
 			add := runShim(t, shim, cniEnv("ADD", "SHIM_TEST_FALLBACK=1"), strings.NewReader(`{"cniVersion":"1.0.0"}`))
 			d.next(t)
-			if add.code != 1 || !strings.HasPrefix(add.stdout, `{"cniVersion":"1.1.0","code":11,"msg":"the cni-sysctl daemon at `+socket+` did not complete its reply: `) {
+			if add.code != 1 || !strings.HasPrefix(add.stdout, `{"cniVersion":"1.0.0","code":11,"msg":"the cni-sysctl daemon at `+socket+` did not complete its reply: `) {
 				t.Errorf("ADD: got %+v", add)
 			}
 			del := runShim(t, shim, cniEnv("DEL", "SHIM_TEST_FALLBACK=1"), strings.NewReader(`{"cniVersion":"1.0.0"}`))
