@@ -73,7 +73,9 @@ type outcome struct {
 // its result went nowhere.
 func emit(o outcome) int {
 	signal.Ignore(syscall.SIGPIPE)
-	os.Stderr.Write(o.stderr)
+	if len(o.stderr) > 0 {
+		os.Stderr.Write(o.stderr)
+	}
 	if len(o.stdout) > 0 {
 		if _, err := os.Stdout.Write(o.stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "cni-sysctl: cannot write the result to stdout: %v\n", err)
@@ -229,7 +231,7 @@ func (s *shim) unreachable(command string, consumed []byte, cause error) outcome
 		details += "; the fallback " + s.settings.fallback + " could not be run: " + describe(err)
 	}
 	if command == "DEL" {
-		return outcome{stderr: []byte("cni-sysctl: " + msg + "; DEL has nothing to undo without it: done\n")}
+		return outcome{stderr: []byte("cni-sysctl: " + msg + delDone)}
 	}
 	code := 11
 	if command == "STATUS" {
@@ -238,13 +240,16 @@ func (s *shim) unreachable(command string, consumed []byte, cause error) outcome
 	return failure(s.errorVersion(consumed), code, msg, details)
 }
 
+// delDone ends the log line of a DEL that succeeds without the daemon.
+const delDone = "; DEL succeeds all the same: the plugin keeps no state to undo\n"
+
 // broken: the connection failed after the request may have reached the
 // daemon, which may have done part of the work. No fallback then: the
 // runtime's retry (or, for ADD, its DEL) repairs it.
 func (s *shim) broken(command string, stdin []byte, cause error) outcome {
 	msg := "the cni-sysctl daemon at " + s.settings.socket + " did not complete its reply: " + cause.Error()
 	if command == "DEL" {
-		return outcome{stderr: []byte("cni-sysctl: " + msg + "; DEL has nothing to undo without it: done\n")}
+		return outcome{stderr: []byte("cni-sysctl: " + msg + delDone)}
 	}
 	return failure(s.errorVersion(stdin), 11, msg,
 		"the call may be partly done and is safe to retry; see the daemon's log and 'cni-sysctl daemon --check'")

@@ -62,3 +62,17 @@ func TestParseSettings(t *testing.T) {
 		t.Errorf("a truncated block parsed")
 	}
 }
+
+// FuzzParseSettings: whatever an installer (or a corrupted file) left in the
+// block, no panic, and a block that parses names an absolute socket.
+func FuzzParseSettings(f *testing.F) {
+	f.Add(settingsBlock)
+	f.Add(block("socket=/s\nfallback=/f\n"))
+	f.Add(block("socket=\nfallback\n=\x00"))
+	f.Fuzz(func(t *testing.T, b string) {
+		s, err := parseSettings(b)
+		if err == nil && (!strings.HasPrefix(s.socket, "/") || len(s.socket) > sunPathMax) {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}

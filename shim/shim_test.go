@@ -243,6 +243,7 @@ func TestConnectRetryAfterRefusal(t *testing.T) {
 }
 
 func TestUnreachableGivesUpAfterTwoSeconds(t *testing.T) {
+	t.Parallel() // beside the other 2 s waits
 	socket := filepath.Join(shortDir(t), "absent.sock")
 	shim := patchShim(t, "socket="+socket+"\n")
 	msg := "cannot reach the cni-sysctl daemon at " + socket + ": [Errno 2] No such file or directory"
@@ -278,6 +279,32 @@ func TestUnreachableGivesUpAfterTwoSeconds(t *testing.T) {
 				t.Errorf("gave up after %v", r.elapsed)
 			}
 		})
+	}
+}
+
+func TestBusyDaemonIsRetriedNotWaitedFor(t *testing.T) {
+	t.Parallel()
+	// A daemon that stopped accepting: its backlog is full, so a blocking
+	// connect would wait for ever. The shim retries EAGAIN, then gives up.
+	socket := filepath.Join(shortDir(t), "busy.sock")
+	ln, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(ln)
+	if err := syscall.Bind(ln, &syscall.SockaddrUnix{Name: socket}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Listen(ln, 0)
+	for filled := false; !filled; {
+		c, _ := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+		defer syscall.Close(c)
+		filled = syscall.Connect(c, &syscall.SockaddrUnix{Name: socket}) == syscall.EAGAIN
+	}
+	r := runShim(t, patchShim(t, "socket="+socket+"\n"), cniEnv("ADD"), strings.NewReader("{}"))
+	if r.code != 1 || !strings.Contains(r.stdout, `"code":11,"msg":"cannot reach the cni-sysctl daemon at `+socket+`: [Errno 11] Resource temporarily unavailable"`) ||
+		r.elapsed < 2*time.Second || r.elapsed > 3500*time.Millisecond {
+		t.Errorf("got %+v", r)
 	}
 }
 
