@@ -27,7 +27,11 @@ CNI protocol versions supported: {versions}
 As a CNI plugin it is run by a container runtime with CNI_COMMAND set; chain it after an
 interface-creating plugin in a conflist: {{"type": "cni-sysctl", "sysctl": [...]}}.
 Operator commands:
-  cni-sysctl install [--bin-dir DIR]    place the cni-sysctl executable in DIR (/opt/cni/bin)
+  cni-sysctl install [--bin-dir DIR] [--mode direct|daemon] [--socket PATH] [--fallback] [--shim FILE]
+                                        place the cni-sysctl executable in DIR (/opt/cni/bin):
+                                        the Python launcher, or the daemon-mode shim
+  cni-sysctl daemon [--socket PATH] [--request-timeout S] [--check]
+                                        serve the shim's calls (daemon mode); --check: is it up
   cni-sysctl explain [FILE] [--args JSON] [--runtime-config JSON] [--policy FILE] [--ifname NAME]
                                         show what a config (or conflist) would write, and
                                         the policy's verdict on every key
@@ -75,6 +79,12 @@ class _Call:
         self.data = data
         self.obj: dict[str, object] | None = None
 
+    def check_size(self) -> None:
+        from .config import decode
+
+        if len(self.data) > MAX_STDIN:
+            decode(self.data)  # raises the size error
+
     def decoded(self) -> dict[str, object]:
         from .config import decode
 
@@ -93,11 +103,13 @@ def run_cni(environ: Mapping[str, str], call: _Call, stdout: TextIO, stderr: Tex
     pays for the imports of ADD and DEL (README, "Performance")."""
     from . import commands
     from .config import cni_version_of, parse_config
-    from .request import read_request
+    from .request import check_environment_size, read_request
 
     def log(msg: str) -> None:
         stderr.write(f"cni-sysctl: {msg}\n")
 
+    call.check_size()
+    check_environment_size(environ)
     req = read_request(environ)
     cmd = req.command
     if cmd == "VERSION":
@@ -156,7 +168,7 @@ def main(
         data = (stdin if stdin is not None else sys.stdin.buffer).read(MAX_STDIN + 1)
     except OSError as exc:
         read_error = exc
-    if read_error is None and environ.get("CNI_COMMAND") == "VERSION":
+    if read_error is None and len(data) <= MAX_STDIN and environ.get("CNI_COMMAND") == "VERSION":
         # Runtimes ask every plugin of every conflist they load: json is all this needs.
         info = _version_info(data)
         if info is not None:
@@ -199,6 +211,10 @@ def _operator(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: T
         from . import install
 
         return install.main(argv[1:], stdout, stderr)
+    if sub == "daemon":
+        from . import daemon
+
+        return daemon.main(argv[1:], stdout, stderr)
     if sub == "explain":
         from . import explain
 

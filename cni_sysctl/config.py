@@ -133,7 +133,9 @@ def decode(data: bytes) -> dict[str, object]:
     """Decode the stdin bytes into a JSON object (code 6 when that fails). An object that
     repeats a member name is marked (see _entries: a key given twice is an error)."""
     if len(data) > MAX_STDIN:
-        raise DecodingError(f"network configuration on stdin larger than {MAX_STDIN >> 20} MiB")
+        raise DecodingError(
+            f"network configuration on stdin larger than {MAX_STDIN >> 20} MiB", f"at most {MAX_STDIN} bytes"
+        )
     try:
         obj = json.loads(data, object_pairs_hook=_members)
     except ValueError as exc:

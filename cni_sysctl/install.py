@@ -63,8 +63,8 @@ def launcher_text(python: str, paths: list[str]) -> str:
     return LAUNCHER.format(python=python, paths=paths)
 
 
-def check_launcher(path: str) -> str | None:
-    """Run the launcher at `path` once, as a runtime would ask VERSION; why it fails, or None."""
+def check_plugin(path: str) -> str | None:
+    """Run the plugin at `path` once, as a runtime asks VERSION; why it fails, or None."""
     import subprocess
 
     env = {"CNI_COMMAND": "VERSION", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -79,22 +79,23 @@ def check_launcher(path: str) -> str | None:
     return None
 
 
-def install(bin_dir: str, python: str | None = None) -> str:
-    """Write the launcher to a temporary name in `bin_dir`, run it once (VERSION), then rename
-    it into place: a runtime never executes a half-written or broken plugin."""
-    python = python or sys.executable
-    os.makedirs(bin_dir, exist_ok=True)
-    target = os.path.join(bin_dir, NAME)
-    tmp = f"{target}.tmp{os.getpid()}"
+def _place(target: str, content: bytes) -> str:
+    """Write `content` to a temporary name beside `target` (same directory: the rename is
+    atomic), fsync it, run it once (VERSION), then rename it over `target`: a runtime never
+    executes a half-written or broken plugin, and one already running the old file keeps it."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp{os.getpid()}")
     try:
-        with open(tmp, "w") as f:
-            f.write(launcher_text(python, search_paths()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o755)  # noqa: S103 - a plugin executable, as the others in the CNI bin dir
-        problem = check_launcher(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755)
+        try:
+            os.write(fd, content)
+            os.fchmod(fd, 0o755)  # a plugin executable, as the others in the CNI bin dir
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        problem = check_plugin(tmp)
         if problem is not None:
-            raise SystemExit(f"cni-sysctl install: the new launcher does not run ({problem}); {target} left as it was")
+            raise SystemExit(f"cni-sysctl install: the new {target} does not run ({problem}); the old one is untouched")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -102,22 +103,104 @@ def install(bin_dir: str, python: str | None = None) -> str:
     return target
 
 
+def install(bin_dir: str, python: str | None = None, name: str = NAME) -> str:
+    """The Python launcher, as `bin_dir`/`name`."""
+    text = launcher_text(python or sys.executable, search_paths())
+    return _place(os.path.join(bin_dir, name), text.encode())
+
+
+# --- daemon mode: the shim ------------------------------------------------------------------
+
+SHIM_MARKER = b"CNI_SYSCTL_SHIM_CONFIG_V1:"
+SHIM_BLOCK = 1024
+FALLBACK_NAME = "cni-sysctl-direct"
+
+
+def find_shim() -> str:
+    """The built shim: $CNI_SYSCTL_SHIM, else beside the package's installation
+    (<prefix>/lib/cni-sysctl/cni-sysctl-shim), else a development checkout's .build/."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [
+        os.environ.get("CNI_SYSCTL_SHIM", ""),
+        os.path.join(sys.prefix, "lib", "cni-sysctl", "cni-sysctl-shim"),
+        "/usr/local/lib/cni-sysctl/cni-sysctl-shim",
+        os.path.join(here, ".build", "cni-sysctl-shim"),
+    ]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return path
+    raise SystemExit(
+        "cni-sysctl install: no daemon-mode shim found (looked at "
+        + ", ".join(c for c in candidates if c)
+        + "); build it with shim/build.sh, or pass --shim FILE"
+    )
+
+
+def patch_shim(binary: bytes, socket: str, fallback: str | None) -> bytes:
+    """The shim with its settings block rewritten (docs/daemon.md): socket, fallback."""
+    if binary.count(SHIM_MARKER) != 1:
+        raise SystemExit("cni-sysctl install: the shim has no (or more than one) settings block; rebuild it")
+    lines = f"socket={socket}\n" + (f"fallback={fallback}\n" if fallback else "")
+    block = SHIM_MARKER + lines.encode()
+    if len(block) > SHIM_BLOCK or "\0" in lines:
+        raise SystemExit("cni-sysctl install: the socket and fallback paths do not fit the shim's settings block")
+    at = binary.index(SHIM_MARKER)
+    return binary[:at] + block.ljust(SHIM_BLOCK, b"\0") + binary[at + SHIM_BLOCK :]
+
+
+def install_shim(bin_dir: str, socket: str, fallback: bool, shim: str | None = None) -> str:
+    """The daemon-mode shim as `bin_dir`/cni-sysctl, forwarding to `socket`; with `fallback`,
+    the Python launcher too (`bin_dir`/cni-sysctl-direct), which the shim runs when the daemon
+    cannot be reached."""
+    fallback_path = None
+    if fallback:
+        fallback_path = install(bin_dir, name=FALLBACK_NAME)
+    with open(shim or find_shim(), "rb") as f:
+        binary = f.read()
+    return _place(os.path.join(bin_dir, NAME), patch_shim(binary, socket, fallback_path))
+
+
+USAGE = """\
+usage: cni-sysctl install [--bin-dir DIR] [--mode direct|daemon] [--socket PATH] [--fallback] [--shim FILE]
+  direct (default): DIR/cni-sysctl is a Python launcher of this installation
+  daemon: DIR/cni-sysctl is the static shim that forwards every call to `cni-sysctl daemon`
+          on --socket (default {socket}); --fallback also installs DIR/{fallback}, the
+          launcher the shim runs when the daemon cannot be reached
+"""
+
+
 def main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
-    bin_dir = DEFAULT_BIN_DIR
+    from .daemon import DEFAULT_SOCKET
+
+    options = {"--bin-dir": DEFAULT_BIN_DIR, "--mode": "direct", "--socket": DEFAULT_SOCKET, "--shim": ""}
+    fallback = False
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg == "--bin-dir" and args:
-            bin_dir = args.pop(0)
-        elif arg.startswith("--bin-dir="):
-            bin_dir = arg.split("=", 1)[1]
+        name, eq, value = arg.partition("=")
+        if name in options and (eq or args):
+            options[name] = value if eq else args.pop(0)
+        elif arg == "--fallback":
+            fallback = True
         else:
-            stderr.write("usage: cni-sysctl install [--bin-dir DIR]\n")
+            stderr.write(USAGE.format(socket=DEFAULT_SOCKET, fallback=FALLBACK_NAME))
             return 2
+    bin_dir, mode, socket = options["--bin-dir"], options["--mode"], options["--socket"]
+    if mode not in ("direct", "daemon") or (mode == "direct" and (fallback or options["--shim"])):
+        stderr.write(USAGE.format(socket=DEFAULT_SOCKET, fallback=FALLBACK_NAME))
+        return 2
+    if not socket.startswith("/") or len(socket.encode()) > 107:
+        stderr.write(f"cni-sysctl install: --socket must be an absolute path of at most 107 bytes: {socket!r}\n")
+        return 2
     try:
-        target = install(bin_dir)
+        if mode == "direct":
+            target = install(bin_dir)
+            stdout.write(f"installed {target} (interpreter {sys.executable})\n")
+        else:
+            target = install_shim(bin_dir, socket, fallback, options["--shim"] or None)
+            extra = f", fallback {os.path.join(bin_dir, FALLBACK_NAME)}" if fallback else ""
+            stdout.write(f"installed {target} (daemon mode: forwards to {socket}{extra})\n")
     except OSError as exc:
         stderr.write(f"cni-sysctl install: cannot write to {bin_dir}: {exc.strerror}\n")
         return 1
-    stdout.write(f"installed {target} (interpreter {sys.executable})\n")
     return 0

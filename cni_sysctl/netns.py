@@ -14,6 +14,7 @@ with the shim's own netns (daemon.py).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
         def open(self, path: str) -> int:
             """A new descriptor of the netns CNI_NETNS names (the caller closes it)."""
 
-        def host(self) -> tuple[int, int]:
-            """identity() of the netns the runtime runs in, which is never to be changed."""
+        def forbidden(self) -> list[tuple[int, int]]:
+            """identity() of the namespaces never to be entered: the runtime's (the host's), and
+            the plugin's own."""
 
 CLONE_NEWNET = 0x40000000
 SELF = "/proc/thread-self/ns/net"
@@ -108,24 +110,25 @@ def identity(fd_or_path: int | str) -> tuple[int, int]:
 
 
 def open_netns(path: str) -> int:
-    """CNI_NETNS opened read-only, never created, only if it is a regular file."""
+    """CNI_NETNS opened read-only, never created, only if it is a regular file (the daemon's
+    shim does the same steps: docs/daemon.md)."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise NetnsNotFoundError(
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_netns(path)
+        return os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise open_error(path, exc.errno or 0) from None
+
+
+def open_error(path: str, err: int) -> CniError:
+    """Why CNI_NETNS could not be opened (stat or open failed with errno `err`)."""
+    if err == errno.ENOENT:
+        return NetnsNotFoundError(
             f"network namespace {path} does not exist",
             "CNI_NETNS names no file; the container's netns is gone or was never created",
-        ) from None
-    except OSError as exc:
-        raise CniError(f"cannot open network namespace {path}: {exc.strerror}", code=ErrorCode.IO_FAILURE) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise not_a_netns(path)
-    try:
-        return os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        raise NetnsNotFoundError(f"network namespace {path} does not exist") from None
-    except OSError as exc:
-        raise CniError(f"cannot open network namespace {path}: {exc.strerror}", code=ErrorCode.IO_FAILURE) from None
+        )
+    return CniError(f"cannot open network namespace {path}: {os.strerror(err)}", code=ErrorCode.IO_FAILURE)
 
 
 def not_a_netns(path: str) -> CniError:
@@ -142,8 +145,8 @@ class PathNetns:
     def open(self, path: str) -> int:
         return open_netns(path)
 
-    def host(self) -> tuple[int, int]:
-        return identity(SELF)
+    def forbidden(self) -> list[tuple[int, int]]:
+        return [identity(SELF)]
 
 
 class NetnsEntered:
@@ -157,7 +160,7 @@ class NetnsEntered:
     def __enter__(self) -> NetnsEntered:
         target = self.source.open(self.path)
         try:
-            if identity(target) == self.source.host():
+            if identity(target) in self.source.forbidden():
                 raise CniError(
                     f"CNI_NETNS {self.path} is the plugin's own network namespace",
                     "refusing to change sysctls of the namespace the runtime runs in (the host)",
@@ -169,7 +172,7 @@ class NetnsEntered:
             except OSError as exc:
                 os.close(self._origin)
                 self._origin = -1
-                if exc.errno == 22:  # EINVAL: not a netns file (a regular file, a mount or user ns)
+                if exc.errno == errno.EINVAL:  # not a netns file (a regular file, a mount or user ns)
                     raise not_a_netns(self.path) from None
                 raise CniError(
                     f"cannot enter network namespace {self.path}: {exc.strerror}",

@@ -109,6 +109,30 @@ _TABLE: tuple[tuple[str, frozenset[str], frozenset[str], frozenset[str], Callabl
 )
 
 
+MAX_ENVIRONMENT = 64 << 10  # bytes of CNI_* variables (the daemon's wire has the same limit)
+
+
+def check_environment_size(environ: Mapping[str, str]) -> None:
+    """Refuse CNI_* variables larger than the daemon's wire carries, in direct mode too, so that
+    both modes answer alike. Each counts as NAME=VALUE plus one byte (the C environment)."""
+    import os
+
+    total, largest, largest_size = 0, "", -1
+    for name, value in environ.items():
+        if not name.startswith("CNI_"):
+            continue
+        size = len(os.fsencode(name)) + 1 + len(os.fsencode(value)) + 1
+        total += size
+        if size > largest_size:
+            largest, largest_size = name, size
+    if total > MAX_ENVIRONMENT:
+        raise EnvironmentVariableError(
+            f"CNI_* environment variables larger than {MAX_ENVIRONMENT >> 10} KiB",
+            f"largest: {largest} ({largest_size} bytes); at most {MAX_ENVIRONMENT} bytes in all, each variable "
+            "counted as NAME=VALUE plus one",
+        )
+
+
 class Request:
     """The validated CNI_* variables of one invocation."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.netlab import REPO, install_plugin, run, unique
+from tests.netlab import INSTALL_MODES, REPO, Daemon, install_plugin, run, unique
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -62,13 +62,33 @@ def make_netns(root: None) -> Iterator[Callable[[str], str]]:
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
+@pytest.fixture(scope="session", params=INSTALL_MODES)
+def install_mode(request: pytest.FixtureRequest) -> str:
+    """Both ways to run, one implementation: every test that runs the installed plugin runs in
+    each mode, with the same expectations."""
+    mode: str = request.param
+    return mode
+
+
 @pytest.fixture(scope="session")
-def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A CNI bin dir holding cni-sysctl, installed (`cni-sysctl install`) for the interpreter
-    running the tests."""
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One `cni-sysctl daemon` for the session, stopped by its pid at the end."""
     require_root()
-    bin_dir = tmp_path_factory.mktemp("cni-bin")
-    install_plugin(bin_dir)
+    running = Daemon(tmp_path_factory.mktemp("daemon")).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(install_mode: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
+    """A CNI bin dir holding cni-sysctl as `cni-sysctl install` puts it there for the mode: the
+    Python launcher of the interpreter running the tests, or the shim and the session's daemon."""
+    require_root()
+    bin_dir = tmp_path_factory.mktemp(f"cni-bin-{install_mode}")
+    socket = request.getfixturevalue("daemon").socket if install_mode == "daemon" else None
+    install_plugin(bin_dir, install_mode, socket)
     return str(bin_dir)
 
 

@@ -396,19 +396,73 @@ class Box:
 # --- the plugin -----------------------------------------------------------------------------
 
 
-def install_plugin(bin_dir: Path | str) -> str:
-    """`cni-sysctl install --bin-dir DIR` for the interpreter running the tests."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(bin_dir)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
+INSTALL_MODES = ("direct", "daemon")
+# The operator's command (explain, policy check, install, daemon): the package's entry point,
+# whatever the CNI bin dir holds (in daemon mode the shim there runs no operator commands).
+OPERATOR = [sys.executable, "-m", "cni_sysctl"]
+
+
+def install_plugin(bin_dir: Path | str, mode: str = "direct", socket: str | None = None, fallback: bool = False) -> str:
+    """`cni-sysctl install --bin-dir DIR` for the interpreter running the tests: the Python
+    launcher (direct), or the shim forwarding to the daemon on `socket` (daemon)."""
+    argv = [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(bin_dir), "--mode", mode]
+    if mode == "daemon":
+        assert socket is not None
+        build = subprocess.run(["bash", str(REPO / "shim" / "build.sh")], capture_output=True, text=True, check=False)
+        assert build.returncode == 0, f"shim/build.sh failed:\n{build.stderr}"
+        argv += ["--socket", socket] + (["--fallback"] if fallback else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
     assert proc.returncode == 0, f"cni-sysctl install failed:\n{proc.stdout}{proc.stderr}"
     path = os.path.join(str(bin_dir), "cni-sysctl")
     assert os.access(path, os.X_OK)
     return path
+
+
+class Daemon:
+    """`cni-sysctl daemon`, started by a test on a socket in `directory` and stopped by its pid.
+
+    Its one-line-per-call log is `directory`/daemon.log. The socket lives in the test's
+    directory, not /run: podman's and containerd's worlds see a /run of their own."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.socket = str(directory / "run" / "cni-sysctl.sock")
+        self.log = directory / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str, timeout: float = 15.0) -> Daemon:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cni_sysctl", "daemon", "--socket", self.socket, *extra],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
+            )  # fmt: skip
+        wait_until("the daemon answers", self.ready, timeout)
+        return self
+
+    def ready(self) -> bool:
+        from cni_sysctl import daemon
+
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
+        return daemon.check(self.socket, timeout=2.0) is None
+
+    def stop(self, sig: int = 15, timeout: float = 20.0) -> int | None:
+        """Signal the daemon (SIGTERM: drain and exit) and wait for it; SIGKILL if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def records(self) -> list[dict[str, Any]]:
+        """The log's lines, parsed."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
 
 def plugin_config(version: str, sysctl: object, prev: dict[str, Any] | None = None, **extra: object) -> dict[str, Any]:

@@ -49,7 +49,7 @@ import pytest
 
 from tests import netlab
 from tests.conftest import IN_CI, require_root
-from tests.netlab import run, unique
+from tests.netlab import install_plugin, run, unique
 
 REPO = Path(__file__).resolve().parents[2]
 PROTO = Path(__file__).resolve().parent / "cri.proto"
@@ -64,10 +64,6 @@ K8S_NAMESPACE = "k8s.io"
 SHIM_COMM = "containerd-shim"  # a process name: containerd-shim-runc-v2, cut to 15 characters
 RPC_TIMEOUT = 60.0
 START_TIMEOUT = 30.0
-
-# How cni-sysctl gets into the CNI bin dir. "daemon" (a static shim forwarding to
-# `cni-sysctl daemon --socket PATH`) will be the second value: see installed_plugin().
-INSTALL_MODES = ("direct",)
 
 # containerd's configuration (version 2). Disabled: plugins that would look at host paths or
 # devices (opt would make /opt/containerd). CRI: the pause image of tools/pause; no
@@ -235,33 +231,19 @@ class PluginInstall:
 
 @contextlib.contextmanager
 def installed_plugin(mode: str, bin_dir: Path, tmp: Path) -> Iterator[PluginInstall]:
-    """Install cni-sysctl into `bin_dir` the way `mode` does, undone (processes stopped by pid)
-    on exit. `tmp` is for what a mode needs besides the bin dir (the daemon's socket).
-
-    Each mode is one branch. "daemon" will: build the static shim (offline, like
-    tools/build-cnitool.sh) and copy it to bin_dir/cni-sysctl; start `cni-sysctl daemon --socket
-    tmp/daemon.sock` as a Popen and wait for the socket; on exit stop it by its pid. The socket
-    must be under `tmp`, not /run: containerd, and so the shim it runs, sees a private /run.
-    """
-    if mode == "direct":
-        proc = subprocess.run(
-            [sys.executable, "-m", "cni_sysctl", "install", "--bin-dir", str(bin_dir)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=False,
-        )
-        assert proc.returncode == 0, f"cni-sysctl install failed:\n{proc.stderr}"
-        assert os.access(bin_dir / "cni-sysctl", os.X_OK)
+    """Install cni-sysctl into `bin_dir` the way `mode` does (tests/netlab.INSTALL_MODES),
+    undone on exit: in daemon mode a daemon of its own, stopped by its pid. Its socket is under
+    `tmp`, not /run: containerd, and so the shim it runs, sees a private /run."""
+    daemon = None
+    if mode == "daemon":
+        (tmp / "daemon").mkdir()
+        daemon = netlab.Daemon(tmp / "daemon").start()
+    try:
+        install_plugin(bin_dir, mode, daemon.socket if daemon is not None else None)
         yield PluginInstall(mode, bin_dir)
-        return
-    raise AssertionError(f"unknown install mode {mode!r} (known: {', '.join(INSTALL_MODES)})")
-
-
-@pytest.fixture(scope="session", params=INSTALL_MODES)
-def install_mode(request: pytest.FixtureRequest) -> str:
-    mode: str = request.param
-    return mode
+    finally:
+        if daemon is not None:
+            daemon.stop()
 
 
 # -- containerd ----------------------------------------------------------------------------------

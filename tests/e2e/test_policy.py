@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Env, load_conflist, plugin_of
+from tests.netlab import OPERATOR
 
 pytestmark = pytest.mark.e2e
 
@@ -180,7 +181,7 @@ def test_explain_names_the_rule_for_each_key(env: Env) -> None:
     conflist = env.netconf / f"{net}.conflist"
     explain = subprocess.run(
         [
-            f"{env.plugin_dir}/cni-sysctl",
+            *OPERATOR,
             "explain",
             str(conflist),
             "--args",
@@ -215,13 +216,13 @@ def test_explain_names_the_rule_for_each_key(env: Env) -> None:
 def test_policy_check_as_an_operator_runs_it(env: Env) -> None:
     policy = write_policy(env, "conflist: checked\nallow: [net.ipv4.tcp_keepalive_time]\n")
     ok = subprocess.run(
-        [f"{env.plugin_dir}/cni-sysctl", "policy", "check", policy], capture_output=True, text=True, check=False
+        [*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith(f"{policy}: trusted and valid\n  conflist: checked\n")
     Path(policy).chmod(0o664)
     bad = subprocess.run(
-        [f"{env.plugin_dir}/cni-sysctl", "policy", "check", policy], capture_output=True, text=True, check=False
+        [*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 1
     assert "is not trusted: it is writable by group (mode 0664)" in bad.stderr

@@ -102,8 +102,8 @@ class Podman:
         )
 
     # -- setup ----------------------------------------------------------------------------------
-    def install_plugin(self) -> None:
-        install_plugin(self.bin)
+    def install_plugin(self, mode: str, socket: str | None) -> None:
+        install_plugin(self.bin, mode, socket)
 
     def build_rootfs(self) -> None:
         """/bin/busybox (static) and links for the applets the tests use; empty mount points."""
@@ -205,7 +205,7 @@ class Podman:
 
 
 @pytest.fixture
-def podman(make_netns: Callable[[str], str]) -> Iterator[Podman]:
+def podman(make_netns: Callable[[str], str], install_mode: str, request: pytest.FixtureRequest) -> Iterator[Podman]:
     """A ready podman world (see the module docstring), removed after the test even on failure:
     containers (podman rm -f), then the host netns (make_netns), then the temp dir."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -216,7 +216,8 @@ def podman(make_netns: Callable[[str], str]) -> Iterator[Podman]:
     try:
         pm = Podman(make_netns("pmh"), tmp)
         try:
-            pm.install_plugin()
+            socket = request.getfixturevalue("daemon").socket if install_mode == "daemon" else None
+            pm.install_plugin(install_mode, socket)
             pm.build_rootfs()
             pm.preflight()
             yield pm
