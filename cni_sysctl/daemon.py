@@ -186,6 +186,7 @@ def handle(conn: socket.socket, log_fd: int) -> None:
     except (FrameError, OSError, struct.error) as exc:
         _send(conn, _error_reply(f"the cni-sysctl daemon received a malformed request: {exc}", "", 6))
         _log(log_fd, {"event": "malformed request", "why": str(exc)})
+        _drain(conn)
         return
     if request is None:
         return
@@ -203,6 +204,17 @@ def _send(conn: socket.socket, frame: bytes) -> None:
     with contextlib.suppress(OSError):  # the shim went away: nothing to tell it
         conn.settimeout(READ_TIMEOUT)
         conn.sendall(frame)
+
+
+def _drain(conn: socket.socket) -> None:
+    """Read what the peer still sends (bounded), so that closing with unread data does not reset
+    the connection before the peer has read the reply."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1.0)
+        left = MAX_STDIN + MAX_ENVIRONMENT + 64
+        while left > 0 and (chunk := conn.recv(min(left, 1 << 20))):
+            left -= len(chunk)
 
 
 def _log(fd: int, record: dict[str, object]) -> None:
@@ -329,6 +341,7 @@ class Server:
                     _log(self.log_fd, {"event": "request timed out", "pid": pid, "after_s": self.request_timeout})
                     os.kill(pid, signal.SIGKILL)
                     self.children[pid] = (float("inf"), self.children[pid][1])
+        self._close_listener()
         _log(self.log_fd, {"event": "stopped", "socket": self.path})
         return 0
 

@@ -109,6 +109,23 @@ def identity(fd_or_path: int | str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+SO_NETNS_COOKIE = 71  # asm-generic/socket.h, Linux >= 5.14
+
+
+def cookie() -> int | None:
+    """The current netns's cookie: a number the kernel never gives another netns while it runs
+    (inode numbers of dead namespaces are reused; cookies are not). None on older kernels."""
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
+        return int.from_bytes(sock.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
 def open_netns(path: str) -> int:
     """CNI_NETNS opened read-only, never created, only if it is a regular file (the daemon's
     shim does the same steps: docs/daemon.md)."""

@@ -237,7 +237,7 @@ def _save(path: str, attachment: Attachment, resolved: list[procsys.Resolved], l
         "network": attachment.network,
         "ifname": attachment.ifname,
         "netns": attachment.netns,
-        "netns_id": list(identity("/proc/thread-self/ns/net")),
+        "netns_id": _netns_id(),
         "values": [v.to_json() for v in values],
         "links": None if links is None else [link.to_json() for link in links.snapshots.values()],
     }
@@ -249,13 +249,21 @@ def _save(path: str, attachment: Attachment, resolved: list[procsys.Resolved], l
         log(f"warning: cannot write the in-flight record {path}: {exc.strerror}")
 
 
+def _netns_id() -> list[int | None]:
+    """Which netns this is: its inode, and its cookie (inode numbers of dead namespaces are
+    reused, so a record of a deleted netns could otherwise match a new one)."""
+    from .netns import cookie
+
+    return [*identity("/proc/thread-self/ns/net"), cookie()]
+
+
 def recover(path: str, ports: Ports, log: Log) -> None:
     """If an earlier ADD of this attachment left a record, put the current netns back as it
     says and remove it. Raises RollbackError (105) if that fails (the record stays)."""
     record = inflight.load(path)
     if record is None:
         return
-    if record.get("netns_id") != list(identity("/proc/thread-self/ns/net")):
+    if record.get("netns_id") != _netns_id():
         log(f"discarding in-flight record {path}: it describes another network namespace")
         inflight.remove(path)
         return

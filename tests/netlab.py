@@ -445,7 +445,9 @@ class Daemon:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"the daemon exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-        return daemon.check(self.socket, timeout=2.0) is None
+        pid = self.proc.pid
+        listening = any(r.get("event") == "listening" and r.get("pid") == pid for r in self.records())
+        return listening and daemon.check(self.socket, timeout=2.0) is None  # this one, not an older one
 
     def stop(self, sig: int = 15, timeout: float = 20.0) -> int | None:
         """Signal the daemon (SIGTERM: drain and exit) and wait for it; SIGKILL if it lingers."""

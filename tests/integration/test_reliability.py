@@ -240,14 +240,15 @@ def test_kill_at_a_random_point_then_one_retry(plugin: str, box: Box) -> None:
     The moment is drawn uniformly over the transaction: from the appearance of its in-flight
     record (written just before the first change) to the end of a clean run's transaction."""
     config = plugin_config("1.0.0", KILL_KEYS, box.prev_result())
-    first = exec_plugin(plugin, cni_env("ADD", box.path, container_id="ctr-rnd0"), config)
+    run = netlab.unique("ctr-rnd")  # records of an earlier run never meet this one's
+    first = exec_plugin(plugin, cni_env("ADD", box.path, container_id=f"{run}-0"), config)
     assert first.rc == 0, first
     netlab.settle(box.ns)
     reference = dump(box.ns)
     rng = random.Random(os.urandom(8))
     runs, mid_bounce, damaged, repaired, window = 70, 0, 0, 0, 0.0
     for i in range(runs):
-        cid = f"ctr-rnd{i + 1}"
+        cid = f"{run}-{i + 1}"
         record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
         env = cni_env("ADD", box.path, container_id=cid)
         proc = subprocess.Popen([plugin], env=env, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
