@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine (as root) to run cni-sysctl's demo and
 # tests: Debian packages, a virtualenv with the package and its test extras
-# at .venv, and cnitool at .build/cnitool. Safe to run again: each step is
-# skipped when already done. Details go to .build/bootstrap.log.
+# at .venv, cnitool at .build/cnitool, the daemon-mode shim at
+# .build/cni-sysctl-shim, and a venv with the oldest pyroute2 allowed. Safe
+# to run again: each step is skipped when already done. Details go to
+# .build/bootstrap.log.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,5 +65,18 @@ fi
 
 step "build .build/cnitool"
 run "$repo/tools/build-cnitool.sh" "$repo/.build/cnitool"
+
+step "build .build/cni-sysctl-shim (daemon mode)"
+run bash "$repo/shim/build.sh" "$repo/.build/cni-sysctl-shim"
+
+# The netlink layer is checked against the oldest pyroute2 setup.cfg allows as well as the
+# newest (in .venv): a second, small venv (the tests import cni_sysctl from the checkout).
+oldest=$repo/.build/venv-pyroute2-oldest
+if [[ ! -x $oldest/bin/python || $repo/setup.cfg -nt $oldest/.installed ]]; then
+    step "create $oldest (pyroute2 0.7.2)"
+    run /usr/bin/python3 -m venv "$oldest"
+    run "$oldest/bin/python" -m pip install --disable-pip-version-check pyroute2==0.7.2 PyYAML pytest hypothesis
+    touch "$oldest/.installed"
+fi
 
 step "done"
