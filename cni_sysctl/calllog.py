@@ -6,21 +6,50 @@
 
 `code` is 0 for success, else the CNI error code the call printed. The writes and the bounce are
 learned through the transaction's hook (ports.Ports.hook): the plan it applied. The daemon writes
-these lines to its stderr; a plugin configuration's `logFile` gets them in direct mode.
+these lines to its stderr; a plugin configuration's `logFile` gets them too, in both modes:
+
+    "logFile": "/var/log/cni-sysctl/calls.log", "logLevel": "verbose"
+
+`logLevel`: "error" (failed calls only), "verbose" (every call, the default), "debug" (every
+call, with the notes the plugin wrote on stderr: values restored, values the kernel rounded).
+The file is opened O_APPEND and each line written in one write(2), so concurrent calls never
+interleave; it is created 0600. A conflist may be written by someone the node does not trust
+(a NetworkAttachmentDefinition's author), and the plugin runs as root: so the file must be
+under /var/log/, a regular file, not a symbolic link. A log that cannot be written is reported
+on stderr and never fails the call.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import TextIO
 
     from .plan import Plan
 
     Hook = Callable[[str, object], None]
+
+
+LOG_LEVELS = ("error", "verbose", "debug")
+LOG_DIR = "/var/log/"
+
+
+def log_file_problem(path: object) -> str | None:
+    """Why `path` cannot be a logFile (None when it can)."""
+    if not isinstance(path, str) or "\0" in path:
+        return "must be a path"
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return "must be UTF-8 text"
+    if os.path.normpath(path) != path or not path.startswith(LOG_DIR) or path == LOG_DIR:
+        return f"must be a normalised path under {LOG_DIR} (the plugin runs as root, a conflist's author may not)"
+    return None
 
 
 class CallLog:
@@ -59,5 +88,38 @@ class CallLog:
             "code": code,
         }
 
-    def line(self, environ: Mapping[str, str], rc: int, stdout: str) -> str:
-        return json.dumps(self.record(environ, rc, stdout), separators=(",", ":"), ensure_ascii=True) + "\n"
+    def line(self, environ: Mapping[str, str], rc: int, stdout: str, notes: list[str] | None = None) -> str:
+        record = self.record(environ, rc, stdout)
+        if notes is not None:
+            record["notes"] = notes
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
+
+    def to_file(
+        self,
+        config: Mapping[str, object],
+        environ: Mapping[str, str],
+        rc: int,
+        stdout: str,
+        notes: list[str],
+        stderr: TextIO,
+    ) -> None:
+        """Append this call's line to the configuration's logFile, as its logLevel says."""
+        import stat
+
+        path, level = config.get("logFile"), config.get("logLevel", "verbose")
+        if log_file_problem(path) is not None or level not in LOG_LEVELS or (level == "error" and rc == 0):
+            return
+        assert isinstance(path, str)
+        line = self.line(environ, rc, stdout, notes if level == "debug" else None).encode()
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+            fd = os.open(path, flags, 0o600)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(0, "not a regular file")
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            stderr.write(f"cni-sysctl: cannot write to logFile {path}: {exc.strerror}\n")

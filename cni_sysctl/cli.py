@@ -98,14 +98,15 @@ class _Call:
         return version if isinstance(version, str) and version else SUPPORTED_VERSIONS[-1]
 
 
-def run_cni(environ: Mapping[str, str], call: _Call, stdout: TextIO, stderr: TextIO, ports: Ports) -> int:
-    """Dispatch one CNI command. Each branch imports only what it uses: every container start
-    pays for the imports of ADD and DEL (README, "Performance")."""
+def run_cni(environ: Mapping[str, str], call: _Call, stderr: TextIO, ports: Ports, notes: list[str]) -> str:
+    """Dispatch one CNI command; returns what it prints on stdout. Each branch imports only what
+    it uses: every container start pays for the imports of ADD and DEL (README, "Performance")."""
     from . import commands
     from .config import cni_version_of, parse_config
     from .request import check_environment_size, read_request
 
     def log(msg: str) -> None:
+        notes.append(msg)
         stderr.write(f"cni-sysctl: {msg}\n")
 
     call.check_size()
@@ -121,25 +122,23 @@ def run_cni(environ: Mapping[str, str], call: _Call, stdout: TextIO, stderr: Tex
         info = _version_info(call.data)
         if info is None:
             raise CniError("cannot answer VERSION for this configuration")
-        stdout.write(info)
-        return 0
+        return info
     if cmd == "DEL":
         commands.cmd_del(req, cni_version_of(call.decoded()), log, ports)
-        return 0
+        return ""
     version = cni_version_of(call.decoded())
     if cmd in ("CHECK", "STATUS", "GC"):
         _at_least(version, "0.4.0" if cmd == "CHECK" else "1.1.0", cmd)
     config = parse_config(call.decoded(), need_prev_result=cmd == "ADD")
     if cmd == "ADD":
-        out = commands.cmd_add(req, config, log, ports)
-        stdout.write(_dump(out) + "\n")
-    elif cmd == "CHECK":
+        return _dump(commands.cmd_add(req, config, log, ports)) + "\n"
+    if cmd == "CHECK":
         commands.cmd_check(req, config, log, ports)
     elif cmd == "STATUS":
         commands.cmd_status(config, log)
     elif cmd == "GC":
         commands.cmd_gc(config, log, ports)
-    return 0
+    return ""
 
 
 def main(
@@ -175,18 +174,24 @@ def main(
             stdout.write(info)
             return 0
 
+    from .calllog import CallLog
     from .errors import CniError, ErrorCode
     from .ports import Ports
 
     call = _Call(data)
+    ports = ports or Ports()
+    watch = CallLog(ports.hook)
+    ports = ports.with_hook(watch.hook)
+    notes: list[str] = []
+    rc = 1
     try:
         if read_error is not None:
             raise CniError(f"cannot read the network configuration from stdin: {read_error}", code=ErrorCode.IO_FAILURE)
-        return run_cni(environ, call, stdout, stderr, ports or Ports())
+        out = run_cni(environ, call, stderr, ports, notes)
+        rc = 0
     except CniError as err:
-        stdout.write(_dump(err.to_json(call.error_version())) + "\n")
+        out = _dump(err.to_json(call.error_version())) + "\n"
         stderr.write(f"cni-sysctl: error {int(err.code)}: {err.msg}\n")
-        return 1
     except Exception as exc:  # noqa: BLE001 - the one place anything unexpected is mapped
         import traceback
 
@@ -195,8 +200,11 @@ def main(
             f"internal error: {type(exc).__name__}: {exc}",
             "an unexpected failure in cni-sysctl (please report it); run the plugin by hand to see its traceback",
         )
-        stdout.write(_dump(internal.to_json(call.error_version())) + "\n")
-        return 1
+        out = _dump(internal.to_json(call.error_version())) + "\n"
+    stdout.write(out)
+    if call.obj is not None and "logFile" in call.obj:
+        watch.to_file(call.obj, environ, rc, out, notes, stderr)
+    return rc
 
 
 def _operator(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO) -> int:

@@ -37,7 +37,7 @@ UNTRUSTED_SOURCES: tuple[Source, ...] = (SOURCE_ARGS, SOURCE_RUNTIME)
 
 # Fields of ours a slip of the keyboard could miss; an unknown look-alike is refused (code 2)
 # rather than silently ignored.
-_OWN_FIELDS = ("sysctl", "linkBounce", "policy")
+_OWN_FIELDS = ("sysctl", "linkBounce", "policy", "logFile", "logLevel")
 
 
 class Entry:
@@ -300,6 +300,15 @@ def parse_config(obj: dict[str, object], *, need_prev_result: bool = False) -> C
         not isinstance(policy, str) or not policy.startswith("/") or text_problem(policy) or "\x00" in policy
     ):
         raise ConfigError(f"policy {policy!r} must be an absolute path to a YAML file")
+
+    if "logFile" in obj or "logLevel" in obj:
+        from .calllog import LOG_LEVELS, log_file_problem
+
+        problem = log_file_problem(obj.get("logFile")) if "logFile" in obj else None
+        if problem is not None:
+            raise ConfigError(f"logFile {obj.get('logFile')!r} {problem}", 'e.g. "/var/log/cni-sysctl/calls.log"')
+        if obj.get("logLevel", "verbose") not in LOG_LEVELS:
+            raise ConfigError(f"logLevel {obj.get('logLevel')!r} is not one of {', '.join(LOG_LEVELS)}")
 
     requested = _entries(obj.get("sysctl"), SOURCE_CONFLIST)
     requested += _entries(_nested(obj, "args", "cni", "sysctl"), SOURCE_ARGS)

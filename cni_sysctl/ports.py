@@ -40,3 +40,7 @@ class Ports:
         # exception it raises is what that step raised.
         self.hook: Hook = hook or no_hook
         self.inflight_dir = inflight_dir
+
+    def with_hook(self, hook: Hook) -> Ports:
+        """These ports with another hook (one that calls this one's, e.g. calllog.CallLog's)."""
+        return Ports(self.netns, self.rtnl_socket, hook, self.inflight_dir)
