@@ -230,6 +230,11 @@ def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
         stdout.write("ADD would fail:\n" + "".join(f"  {p}\n" for p in problems))
         return 1
     stdout.write("ADD would write these values.\n")
+    if plan.writes:
+        stdout.write(
+            "note: containerd runs CNI ADD before it creates the pod sandbox, so a pod's "
+            "securityContext.sysctls (CRI linux.sysctls) on the same key are written after these and win.\n"
+        )
     return 0
 
 

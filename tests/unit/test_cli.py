@@ -316,6 +316,8 @@ def test_explain_names_the_rule_for_each_key(root, tmp_path) -> None:  # type: i
         "  net.ipv6.conf.net1.accept_ra = 0   [needs link bounce]",
         "link bounce (auto): net1 set down, written, set up, addresses and routes restored",
         "ADD would write these values.",
+        "note: containerd runs CNI ADD before it creates the pod sandbox, so a pod's securityContext.sysctls "
+        "(CRI linux.sysctls) on the same key are written after these and win.",
     ]
 
 
