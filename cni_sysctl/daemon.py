@@ -4,12 +4,16 @@ The same code as the direct plugin runs each call: cli.main() with the request's
 variables and stdin, and the container netns from the descriptor the shim passed instead of a
 path. The reply is what the direct plugin would have printed, and its exit code.
 
-Isolation: one forked child per request, from a parent that has loaded everything an ADD needs
-(the pipeline, pyroute2's message classes, PyYAML when a policy file exists) and never runs a
-request itself. A child enters the container netns, writes, replies and exits: a hung request
-is killed at its deadline without touching the others, a crash or a leak dies with its child,
-and the parent never leaves its own netns. Requests run concurrently; nothing is locked across
-requests. (bench/README.md: why a forked child per request and not worker threads.)
+Isolation: a pool of forked worker processes, from a parent that has loaded everything an ADD
+needs (the pipeline, pyroute2's message classes, PyYAML when a policy file exists) and never runs
+a request itself. The parent accepts, checks the peer and hands the connection to an idle
+worker; a worker serves one request at a time (entering the container netns in that request
+only) and is replaced after 500. A request that outlives its deadline is killed with its worker,
+without touching the others; a crash or a leak stays in its worker; the parent never leaves its
+own netns, and a worker found outside its own after a request leaves. Requests run
+concurrently, up to --workers at once (more wait in the socket's backlog); nothing is locked
+across requests. Why this and not a fork per request or threads: docs/daemon.md ("The
+daemon's workers"), measured by bench/worker_models.py.
 
 Security: the socket's directory is 0700 and the socket 0600, both root's; a peer that is not
 uid 0 (SO_PEERCRED) is refused; a request is bounded in size (64 KiB of environment, 4 MiB of
@@ -51,10 +55,11 @@ READ_TIMEOUT = 10.0  # seconds for the whole request to arrive
 DEFAULT_REQUEST_TIMEOUT = 60.0  # seconds a request may run before its child is killed
 MAX_CHILDREN = 256
 USAGE = """\
-usage: cni-sysctl daemon [--socket PATH] [--request-timeout SECONDS]
+usage: cni-sysctl daemon [--socket PATH] [--request-timeout SECONDS] [--workers N]
        cni-sysctl daemon --check [--socket PATH]
 Serves the CNI calls of the daemon-mode shim (cni-sysctl install --mode daemon) on PATH
-(default {socket}), in the foreground, logging one JSON line per call on stderr.
+(default {socket}), in the foreground, logging one JSON line per call on stderr; at most N
+calls at once (default 32).
 --check: exit 0 when a daemon answers on PATH.
 """
 
@@ -272,15 +277,90 @@ def _pdeathsig() -> object:
     return libc.prctl
 
 
+class Worker:
+    """A forked child that serves requests one at a time, handed to it by the parent."""
+
+    __slots__ = ("pid", "pidfd", "control", "deadline")
+
+    def __init__(self, pid: int, pidfd: int, control: socket.socket) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.control: socket.socket | None = control  # the parent's end: requests out, "done" back
+        self.deadline = float("inf")  # while idle
+
+
+WARM_UP_CONFIG = (
+    b'{"cniVersion":"1.0.0","name":"warm-up","type":"cni-sysctl","sysctl":["ipv6.conf.accept_ra=0",'
+    b'"net.ipv4.conf.IFNAME.rp_filter=1","net.core.somaxconn=512"],"prevResult":{"cniVersion":"1.0.0",'
+    b'"interfaces":[{"name":"eth0","sandbox":"/nonexistent"}],"ips":[{"interface":0,"address":"10.0.0.2/24",'
+    b'"gateway":"10.0.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"}]}}'
+)
+
+
+def _warm_up() -> None:
+    """Run the hot path once in a new worker, before a request arrives, so that the pages it
+    touches are copied from the parent now and not while a runtime waits: an ADD into a netns
+    that does not exist (decode, request, config, keys, policy, plan, result, netns)."""
+    from io import BytesIO, StringIO
+
+    from . import cli
+
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "warm-up", "CNI_IFNAME": "eth0",
+           "CNI_NETNS": "/nonexistent/cni-sysctl-warm-up", "CNI_PATH": "/"}  # fmt: skip
+    cli.main(argv=[], environ=env, stdin=BytesIO(WARM_UP_CONFIG), stdout=StringIO(), stderr=StringIO())
+
+
+def _work(control: socket.socket, log_fd: int, max_requests: int) -> None:
+    """A worker's life: take a connection from the parent, serve it, say "done"; again, up to
+    `max_requests`. Leaves when the parent closes the control socket, and, as a safety net, if
+    a request ever left it outside its own netns (NetnsEntered raises before that happens)."""
+    own = identity("/proc/thread-self/ns/net")
+    fd_size = socket.CMSG_SPACE(struct.calcsize("i"))
+    for _ in range(max_requests):
+        _, ancdata, _, _ = control.recvmsg(1, fd_size)
+        fds = [
+            struct.unpack("i", data[: struct.calcsize("i")])[0]
+            for level, kind, data in ancdata
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+        ]
+        if not fds:
+            return  # the parent closed the control socket: stopping, or too many idle workers
+        with socket.socket(fileno=fds[0]) as conn:
+            handle(conn, log_fd)
+        if identity("/proc/thread-self/ns/net") != own:
+            _log(log_fd, {"event": "worker left outside its netns", "pid": os.getpid()})
+            os._exit(2)
+        control.send(b"d")
+
+
 class Server:
-    def __init__(self, path: str, request_timeout: float, log_fd: int = 2) -> None:
+    """The parent: accepts, checks the peer, hands each connection to an idle worker (forking
+    one if none is idle), kills a worker whose request outlives its deadline, keeps between
+    `min_idle` and `max_idle` workers waiting, and drains on SIGTERM."""
+
+    def __init__(
+        self,
+        path: str,
+        request_timeout: float,
+        log_fd: int = 2,
+        min_idle: int = 1,
+        max_idle: int = 4,
+        max_workers: int = 32,
+        max_requests: int = 500,
+    ) -> None:
         self.path = path
         self.request_timeout = request_timeout
         self.log_fd = log_fd
-        self.children: dict[int, tuple[float, int]] = {}  # pid -> (deadline, pidfd)
+        self.min_idle, self.max_idle, self.max_workers = min_idle, max_idle, max_workers
+        self.max_requests = max_requests  # a worker is replaced after that many (bounds any leak)
+        self.idle: list[Worker] = []
+        self.busy: dict[int, Worker] = {}
         self.stopping = False
         self.listener: socket.socket | None = None
+        self.listening = False
         self.inode = 0
+        self._prctl: object = None
+        self._selector: object = None
 
     def bind(self) -> None:
         """Listen on `path`: a new socket bound beside it and renamed over it, so that a
@@ -307,7 +387,7 @@ class Server:
         import selectors
 
         assert self.listener is not None
-        prctl = _pdeathsig()
+        self._prctl = _pdeathsig()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -315,82 +395,123 @@ class Server:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop (pidfds do the reaping)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         sel = selectors.DefaultSelector()
-        sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self._selector = sel
         sel.register(wake_r, selectors.EVENT_READ, "wake")
         _log(self.log_fd, {"event": "listening", "socket": self.path, "pid": os.getpid()})
-        while not (self.stopping and not self.children):
-            if self.stopping and self.listener is not None:
-                sel.unregister(self.listener)
-                self._close_listener()
-            timeout = min((d for d, _ in self.children.values()), default=None)
-            events = sel.select(None if timeout is None else max(0.0, timeout - time.monotonic()))
-            for key, _ in events:
+        while not (self.stopping and not self.busy):
+            if self.stopping:
+                self._wind_down()
+            else:
+                self._size_pool()
+            deadline = min((w.deadline for w in self.busy.values()), default=float("inf"))
+            timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+            for key, _ in sel.select(timeout):
                 if key.data == "wake":
-                    try:
+                    with contextlib.suppress(BlockingIOError):
                         while os.read(wake_r, 512):
                             pass
-                    except BlockingIOError:
-                        pass
-                elif key.data == "accept" and self.listener is not None and len(self.children) < MAX_CHILDREN:
-                    self._accept(sel, prctl)
-                elif isinstance(key.data, int):
-                    self._reap(sel, key.data)
+                elif key.data == "accept":
+                    self._accept()
+                elif isinstance(key.data, tuple) and key.data[0] == "done":
+                    self._done(key.data[1])
+                elif isinstance(key.data, tuple) and key.data[0] == "exit":
+                    self._reap(key.data[1])
             now = time.monotonic()
-            for pid, (deadline, _) in list(self.children.items()):
-                if now >= deadline:
-                    _log(self.log_fd, {"event": "request timed out", "pid": pid, "after_s": self.request_timeout})
-                    os.kill(pid, signal.SIGKILL)
-                    self.children[pid] = (float("inf"), self.children[pid][1])
-        self._close_listener()
+            for worker in list(self.busy.values()):
+                if now >= worker.deadline:
+                    timed_out = {"event": "request timed out", "pid": worker.pid, "after_s": self.request_timeout}
+                    _log(self.log_fd, timed_out)
+                    os.kill(worker.pid, signal.SIGKILL)
+                    worker.deadline = float("inf")
+        self._wind_down()
         _log(self.log_fd, {"event": "stopped", "socket": self.path})
         return 0
 
     def _stop(self, signum: int, frame: object) -> None:
         if not self.stopping:
-            _log(self.log_fd, {"event": "draining", "signal": signum, "in_flight": len(self.children)})
+            _log(self.log_fd, {"event": "draining", "signal": signum, "in_flight": len(self.busy)})
         self.stopping = True
 
-    def _close_listener(self) -> None:
-        if self.listener is None:
-            return
-        self.listener.close()
-        self.listener = None
-        try:
-            if os.stat(self.path).st_ino == self.inode:
-                os.unlink(self.path)  # ours still: a restarted daemon may have replaced it
-        except FileNotFoundError:
-            pass
+    @property
+    def workers(self) -> int:
+        return len(self.idle) + len(self.busy)
 
-    def _accept(self, sel: object, prctl: object) -> None:
+    def _size_pool(self) -> None:
+        """Between min_idle and max_idle workers waiting; the listener is watched only when a
+        request can be handed on (otherwise connections wait in its backlog)."""
         import selectors
 
-        assert self.listener is not None
-        assert isinstance(sel, selectors.BaseSelector)
-        try:
-            conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _ = struct.unpack("3i", creds)
-        if uid != 0:
-            _log(self.log_fd, {"event": "peer refused", "peer_pid": pid, "peer_uid": uid})
-            conn.close()
-            return
+        assert isinstance(self._selector, selectors.BaseSelector)
+        while len(self.idle) < self.min_idle and self.workers < self.max_workers:
+            self.idle.append(self._spawn())
+        while len(self.idle) > self.max_idle:
+            self._dismiss(self.idle.pop(0))
+        can_take = bool(self.idle) or self.workers < self.max_workers
+        if can_take != self.listening and self.listener is not None:
+            if can_take:
+                self._selector.register(self.listener, selectors.EVENT_READ, "accept")
+            else:
+                self._selector.unregister(self.listener)
+            self.listening = can_take
+
+    def _wind_down(self) -> None:
+        """Stop accepting: the listener closed (its socket removed if still ours), idle workers
+        dismissed, busy ones left to finish."""
+        import selectors
+
+        assert isinstance(self._selector, selectors.BaseSelector)
+        if self.listener is not None:
+            if self.listening:
+                self._selector.unregister(self.listener)
+                self.listening = False
+            self.listener.close()
+            self.listener = None
+            try:
+                if os.stat(self.path).st_ino == self.inode:
+                    os.unlink(self.path)  # ours still: a restarted daemon may have replaced it
+            except FileNotFoundError:
+                pass
+        while self.idle:
+            self._dismiss(self.idle.pop())
+
+    def _dismiss(self, worker: Worker) -> None:
+        """An idle worker leaves when its control socket closes."""
+        import selectors
+
+        assert isinstance(self._selector, selectors.BaseSelector)
+        if worker.control is not None:
+            self._selector.unregister(worker.control)
+            worker.control.close()
+            worker.control = None
+
+    def _spawn(self, warm: bool = True) -> Worker:
+        """Fork a worker: it warms up (unless a request waits for it already), then serves what
+        its control socket hands it."""
+        import selectors
+
+        assert isinstance(self._selector, selectors.BaseSelector)
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         parent = os.getpid()
-        child = os.fork()
-        if child == 0:  # the request's own process
+        pid = os.fork()
+        if pid == 0:  # the worker
             code = 0
             try:
-                prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG
+                self._prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG
                 if os.getppid() != parent:
                     os._exit(0)
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE):
                     signal.signal(signum, signal.SIG_DFL)
                 signal.set_wakeup_fd(-1)
+                parent_end.close()
                 if self.listener is not None:
                     self.listener.close()
-                handle(conn, self.log_fd)
-            except BaseException:  # noqa: BLE001 - a child never returns into the server loop
+                for other in [*self.idle, *self.busy.values()]:
+                    if other.control is not None:
+                        other.control.close()
+                if warm:
+                    _warm_up()
+                _work(child_end, self.log_fd, self.max_requests)
+            except BaseException:  # noqa: BLE001 - a worker never returns into the server loop
                 import traceback
 
                 traceback.print_exc()
@@ -398,20 +519,60 @@ class Server:
             finally:
                 sys.stderr.flush()
                 os._exit(code)
-        conn.close()
-        pidfd = os.pidfd_open(child)
-        self.children[child] = (time.monotonic() + self.request_timeout, pidfd)
-        sel.register(pidfd, selectors.EVENT_READ, child)
+        child_end.close()
+        pidfd = os.pidfd_open(pid)
+        worker = Worker(pid, pidfd, parent_end)
+        self._selector.register(pidfd, selectors.EVENT_READ, ("exit", worker))
+        self._selector.register(parent_end, selectors.EVENT_READ, ("done", worker))
+        return worker
 
-    def _reap(self, sel: object, pid: int) -> None:
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        with conn:
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, _ = struct.unpack("3i", creds)
+            if uid != 0:
+                _log(self.log_fd, {"event": "peer refused", "peer_pid": pid, "peer_uid": uid})
+                return
+            # the last used: its pages are warm; else a new one, which serves this at once
+            worker = self.idle.pop() if self.idle else self._spawn(warm=False)
+            assert worker.control is not None
+            fd = struct.pack("i", conn.fileno())
+            worker.control.sendmsg([b"r"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
+            worker.deadline = time.monotonic() + self.request_timeout
+            self.busy[worker.pid] = worker
+        self._size_pool()
+
+    def _done(self, worker: Worker) -> None:
+        """The worker says "done" (or its control socket closed: it is leaving)."""
+        assert worker.control is not None
+        try:
+            said = worker.control.recv(16)
+        except OSError:
+            said = b""
+        self.busy.pop(worker.pid, None)
+        worker.deadline = float("inf")
+        if said and not self.stopping:
+            self.idle.append(worker)
+        else:
+            self._dismiss(worker)
+
+    def _reap(self, worker: Worker) -> None:
         import selectors
 
-        assert isinstance(sel, selectors.BaseSelector)
-        _, pidfd = self.children.pop(pid)
-        sel.unregister(pidfd)
-        os.close(pidfd)
+        assert isinstance(self._selector, selectors.BaseSelector)
+        self._selector.unregister(worker.pidfd)
+        os.close(worker.pidfd)
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+            os.waitpid(worker.pid, 0)
+        self._dismiss(worker)
+        self.busy.pop(worker.pid, None)
+        if worker in self.idle:
+            self.idle.remove(worker)
 
 
 # --- the readiness check ----------------------------------------------------------------------
@@ -448,6 +609,7 @@ def check(path: str, timeout: float = 5.0) -> str | None:
 def main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     path = DEFAULT_SOCKET
     timeout = DEFAULT_REQUEST_TIMEOUT
+    workers = 32
     check_only = False
     args = list(argv)
     try:
@@ -459,6 +621,8 @@ def main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
                 path = arg.split("=", 1)[1]
             elif arg == "--request-timeout":
                 timeout = float(args.pop(0))
+            elif arg == "--workers":
+                workers = max(1, int(args.pop(0)))
             elif arg == "--check":
                 check_only = True
             elif arg in ("-h", "--help"):
@@ -483,6 +647,6 @@ def main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
         stderr.write("cni-sysctl daemon: run as root: it enters container network namespaces\n")
         return 1
     _preload()
-    server = Server(path, timeout, stderr.fileno() if stderr is sys.stderr else 2)
+    server = Server(path, timeout, stderr.fileno() if stderr is sys.stderr else 2, max_workers=workers)
     server.bind()
     return server.serve()
