@@ -467,3 +467,38 @@ def test_a_daemon_in_a_netns_of_its_own_still_refuses_the_hosts(
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
         log.close()
+
+
+def test_the_systemd_unit_example_runs_the_daemon(tmp_path: Path) -> None:
+    """examples/cni-sysctl-daemon.service, as systemd would run it: ExecStart, then
+    ExecStartPost (the readiness check), then KillSignal, within TimeoutStopSec; with this
+    checkout's cni-sysctl and a socket in the test's directory."""
+    import configparser
+    import shlex
+
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment, method-assign]  # keys are case-sensitive
+    unit.read(netlab.REPO / "examples" / "cni-sysctl-daemon.service")
+    service = unit["Service"]
+    program = "/opt/cni-sysctl/bin/cni-sysctl"
+    default_socket = "/run/cni-sysctl/cni-sysctl.sock"
+    socket_path = str(tmp_path / "run" / "cni-sysctl.sock")
+
+    def here(command: str) -> list[str]:
+        argv = shlex.split(command.replace(default_socket, socket_path))
+        return [*netlab.OPERATOR, *argv[1:]] if argv[0] == program else argv
+
+    start = here(service["ExecStart"])
+    assert start[len(netlab.OPERATOR):] == ["daemon", "--socket", socket_path]
+    post = service["ExecStartPost"].replace(program, " ".join(netlab.OPERATOR)).replace(default_socket, socket_path)
+    daemon = subprocess.Popen(start, stderr=subprocess.DEVNULL, cwd=netlab.REPO)
+    try:
+        assert subprocess.run(shlex.split(post), cwd=netlab.REPO, timeout=30, check=False).returncode == 0
+        assert service["KillSignal"] == "SIGTERM"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(float(service["TimeoutStopSec"])) == 0
+        assert not os.path.exists(socket_path)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
