@@ -123,3 +123,14 @@ class CallLog:
                 os.close(fd)
         except OSError as exc:
             stderr.write(f"cni-sysctl: cannot write to logFile {path}: {exc.strerror}\n")
+
+
+def log_event(fd: int, record: dict[str, object]) -> None:
+    """One line of the daemon's own events (listening, draining, a refused peer...) on `fd`."""
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
+    try:  # noqa: SIM105 - contextlib would cost every call an import; a lost line fails nothing
+        os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+    except OSError:
+        pass
+
+

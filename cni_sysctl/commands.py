@@ -120,20 +120,24 @@ def cmd_del(req: Request, cni_version: str, log: Log, ports: Ports) -> None:
     from . import inflight
 
     record = inflight.path_for(ports.inflight_dir, req.container_id, req.ifname)
+    lock = inflight.Lock(record)
     if not inflight.exists(record):
+        inflight.remove(lock.path)  # the lock file of a finished ADD
         return
     from . import transaction
     from .errors import CniError
     from .netns import NetnsEntered
 
     try:
-        if req.netns:
-            with NetnsEntered(req.netns, ports.netns):
-                transaction.recover(record, ports, log)
+        with lock:
+            if req.netns:
+                with NetnsEntered(req.netns, ports.netns):
+                    transaction.recover(record, ports, log)
     except CniError as err:
         log(f"DEL: could not put back what an interrupted ADD changed ({err.msg}); the netns is going away")
     finally:
         inflight.remove(record)
+        inflight.remove(lock.path)
 
 
 def cmd_status(config: Config, log: Log) -> None:
@@ -168,3 +172,4 @@ def cmd_gc(config: Config, log: Log, ports: Ports) -> None:
         if (record.get("container_id"), record.get("ifname")) not in valid:
             log(f"GC: removing the in-flight record {path}")
             inflight.remove(path)
+            inflight.remove(inflight.Lock(path).path)

@@ -35,25 +35,15 @@ import struct
 import sys
 import time
 
-from . import MAX_STDIN
-from .netns import identity, not_a_netns, open_error
-from .request import MAX_ENVIRONMENT
+from . import worker as worker_module
+from .calllog import log_event
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
 DEFAULT_SOCKET = "/run/cni-sysctl/cni-sysctl.sock"
-REQUEST_MAGIC = b"CSQ1"
-REPLY_MAGIC = b"CSR1"
-FLAG_OWN_NETNS = 1
-FLAG_CONTAINER_NETNS = 2
-NETNS_OPENED, NETNS_NOT_ATTEMPTED, NETNS_NOT_REGULAR, NETNS_FAILED = 0, 1, 2, 3
-HEADER = struct.Struct(">4sIIII")  # magic, flags, netns status, errno, environment length
-MAX_STDERR = 1 << 20
-READ_TIMEOUT = 10.0  # seconds for the whole request to arrive
 DEFAULT_REQUEST_TIMEOUT = 60.0  # seconds a request may run before its child is killed
-MAX_CHILDREN = 256
 USAGE = """\
 usage: cni-sysctl daemon [--socket PATH] [--request-timeout SECONDS] [--workers N]
        cni-sysctl daemon --check [--socket PATH]
@@ -64,170 +54,7 @@ calls at once (default 32).
 """
 
 
-class FrameError(Exception):
-    """A request that is not a version-1 frame."""
-
-
-# --- the netns a request names --------------------------------------------------------------
-
-
-class ShimNetns:
-    """netns.NetnsSource for a forwarded call: what the shim found at CNI_NETNS (an open
-    descriptor, or why there is none), and the shim's own netns, the host's."""
-
-    def __init__(self, status: int, err: int, container_fd: int | None, shim_fd: int | None) -> None:
-        self.status = status
-        self.err = err
-        self.container_fd = container_fd
-        self.shim_fd = shim_fd
-
-    def open(self, path: str) -> int:
-        if self.status == NETNS_OPENED and self.container_fd is not None:
-            return os.dup(self.container_fd)
-        if self.status == NETNS_FAILED:
-            raise open_error(path, self.err)
-        raise not_a_netns(path)
-
-    def forbidden(self) -> list[tuple[int, int]]:
-        from .errors import CniError, ErrorCode
-
-        if self.shim_fd is None:
-            raise CniError(
-                "the cni-sysctl shim could not open its own network namespace",
-                "without it the host's netns cannot be told from the container's; see the shim's stderr",
-                code=ErrorCode.IO_FAILURE,
-            )
-        return [identity(self.shim_fd), identity("/proc/self/ns/net")]
-
-
 # --- one request (in the child) -------------------------------------------------------------
-
-
-def _recv_exactly(conn: socket.socket, size: int, deadline: float) -> bytes:
-    chunks = []
-    while size:
-        conn.settimeout(max(0.001, deadline - time.monotonic()))
-        chunk = conn.recv(min(size, 1 << 20))
-        if not chunk:
-            raise FrameError("the request ended early")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes, ShimNetns] | None:
-    """The request on `conn`: environment, stdin, netns. None when the peer sent nothing."""
-    deadline = time.monotonic() + READ_TIMEOUT
-    conn.settimeout(READ_TIMEOUT)
-    fd_size = socket.CMSG_SPACE(2 * struct.calcsize("i"))
-    head, ancdata, msg_flags, _ = conn.recvmsg(HEADER.size, fd_size)
-    fds: list[int] = []
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            count = len(data) // struct.calcsize("i")
-            fds += list(struct.unpack(f"{count}i", data[: count * struct.calcsize("i")]))
-    for fd in fds:
-        os.set_inheritable(fd, False)
-    if not head and not fds:
-        return None
-    if msg_flags & socket.MSG_CTRUNC:
-        raise FrameError("more file descriptors than a request carries")
-    if len(head) < HEADER.size:
-        head += _recv_exactly(conn, HEADER.size - len(head), deadline)
-    magic, flags, status, err, env_len = HEADER.unpack(head)
-    if magic != REQUEST_MAGIC:
-        raise FrameError(f"not a version-1 request (magic {magic!r})")
-    if env_len > MAX_ENVIRONMENT:
-        raise FrameError(f"environment of {env_len} bytes, more than {MAX_ENVIRONMENT}")
-    env_bytes = _recv_exactly(conn, env_len, deadline)
-    (stdin_len,) = struct.unpack(">I", _recv_exactly(conn, 4, deadline))
-    if stdin_len > MAX_STDIN:
-        raise FrameError(f"stdin of {stdin_len} bytes, more than {MAX_STDIN}")
-    stdin = _recv_exactly(conn, stdin_len, deadline)
-    environ: dict[str, str] = {}
-    for item in env_bytes.split(b"\0"):
-        name, sep, value = item.partition(b"=")
-        if sep and name.startswith(b"CNI_"):
-            environ[os.fsdecode(name)] = os.fsdecode(value)  # as os.environ decodes them
-    expected = bool(flags & FLAG_OWN_NETNS) + bool(flags & FLAG_CONTAINER_NETNS)
-    if len(fds) != expected:
-        raise FrameError(f"{len(fds)} file descriptors where the flags announce {expected}")
-    shim_fd = fds.pop(0) if flags & FLAG_OWN_NETNS else None
-    container_fd = fds.pop(0) if flags & FLAG_CONTAINER_NETNS else None
-    if status not in (NETNS_OPENED, NETNS_NOT_ATTEMPTED, NETNS_NOT_REGULAR, NETNS_FAILED):
-        raise FrameError(f"unknown netns status {status}")
-    return environ, stdin, ShimNetns(status, err, container_fd, shim_fd)
-
-
-def reply_frame(code: int, stdout: bytes, stderr: bytes) -> bytes:
-    stderr = stderr[-MAX_STDERR:]
-    return (
-        REPLY_MAGIC
-        + struct.pack(">II", code, len(stdout))
-        + stdout
-        + struct.pack(">I", len(stderr))
-        + stderr
-    )
-
-
-def _error_reply(msg: str, details: str, code: int) -> bytes:
-    import json
-
-    obj = {"cniVersion": "1.1.0", "code": code, "msg": msg, "details": details}
-    out = json.dumps(obj, separators=(",", ":")) + "\n"
-    return reply_frame(1, out.encode(), f"cni-sysctl: error {code}: {msg}\n".encode())
-
-
-def handle(conn: socket.socket, log_fd: int) -> None:
-    """Serve one request on `conn` (in a child of the daemon)."""
-    from io import BytesIO, StringIO
-
-    from . import cli
-    from .calllog import CallLog
-    from .ports import Ports
-
-    try:
-        request = read_request(conn)
-    except (FrameError, OSError, struct.error) as exc:
-        _send(conn, _error_reply(f"the cni-sysctl daemon received a malformed request: {exc}", "", 6))
-        _log(log_fd, {"event": "malformed request", "why": str(exc)})
-        _drain(conn)
-        return
-    if request is None:
-        return
-    environ, data, netns = request
-    calls = CallLog()
-    out, err = StringIO(), StringIO()
-    rc = cli.main(argv=[], environ=environ, stdin=BytesIO(data), stdout=out, stderr=err,
-                  ports=Ports(netns=netns, hook=calls.hook))  # fmt: skip
-    stdout = out.getvalue()
-    _send(conn, reply_frame(rc, stdout.encode(), err.getvalue().encode("utf-8", "backslashreplace")))
-    os.write(log_fd, calls.line(environ, rc, stdout).encode())
-
-
-def _send(conn: socket.socket, frame: bytes) -> None:
-    with contextlib.suppress(OSError):  # the shim went away: nothing to tell it
-        conn.settimeout(READ_TIMEOUT)
-        conn.sendall(frame)
-
-
-def _drain(conn: socket.socket) -> None:
-    """Read what the peer still sends (bounded), so that closing with unread data does not reset
-    the connection before the peer has read the reply."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(1.0)
-        left = MAX_STDIN + MAX_ENVIRONMENT + 64
-        while left > 0 and (chunk := conn.recv(min(left, 1 << 20))):
-            left -= len(chunk)
-
-
-def _log(fd: int, record: dict[str, object]) -> None:
-    import json
-
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-    with contextlib.suppress(OSError):  # a log that cannot be written never fails a call
-        os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
 
 # --- the server (the parent) ----------------------------------------------------------------
@@ -287,50 +114,6 @@ class Worker:
         self.pidfd = pidfd
         self.control: socket.socket | None = control  # the parent's end: requests out, "done" back
         self.deadline = float("inf")  # while idle
-
-
-WARM_UP_CONFIG = (
-    b'{"cniVersion":"1.0.0","name":"warm-up","type":"cni-sysctl","sysctl":["ipv6.conf.accept_ra=0",'
-    b'"net.ipv4.conf.IFNAME.rp_filter=1","net.core.somaxconn=512"],"prevResult":{"cniVersion":"1.0.0",'
-    b'"interfaces":[{"name":"eth0","sandbox":"/nonexistent"}],"ips":[{"interface":0,"address":"10.0.0.2/24",'
-    b'"gateway":"10.0.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"}]}}'
-)
-
-
-def _warm_up() -> None:
-    """Run the hot path once in a new worker, before a request arrives, so that the pages it
-    touches are copied from the parent now and not while a runtime waits: an ADD into a netns
-    that does not exist (decode, request, config, keys, policy, plan, result, netns)."""
-    from io import BytesIO, StringIO
-
-    from . import cli
-
-    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "warm-up", "CNI_IFNAME": "eth0",
-           "CNI_NETNS": "/nonexistent/cni-sysctl-warm-up", "CNI_PATH": "/"}  # fmt: skip
-    cli.main(argv=[], environ=env, stdin=BytesIO(WARM_UP_CONFIG), stdout=StringIO(), stderr=StringIO())
-
-
-def _work(control: socket.socket, log_fd: int, max_requests: int) -> None:
-    """A worker's life: take a connection from the parent, serve it, say "done"; again, up to
-    `max_requests`. Leaves when the parent closes the control socket, and, as a safety net, if
-    a request ever left it outside its own netns (NetnsEntered raises before that happens)."""
-    own = identity("/proc/thread-self/ns/net")
-    fd_size = socket.CMSG_SPACE(struct.calcsize("i"))
-    for _ in range(max_requests):
-        _, ancdata, _, _ = control.recvmsg(1, fd_size)
-        fds = [
-            struct.unpack("i", data[: struct.calcsize("i")])[0]
-            for level, kind, data in ancdata
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
-        ]
-        if not fds:
-            return  # the parent closed the control socket: stopping, or too many idle workers
-        with socket.socket(fileno=fds[0]) as conn:
-            handle(conn, log_fd)
-        if identity("/proc/thread-self/ns/net") != own:
-            _log(log_fd, {"event": "worker left outside its netns", "pid": os.getpid()})
-            os._exit(2)
-        control.send(b"d")
 
 
 class Server:
@@ -397,7 +180,7 @@ class Server:
         sel = selectors.DefaultSelector()
         self._selector = sel
         sel.register(wake_r, selectors.EVENT_READ, "wake")
-        _log(self.log_fd, {"event": "listening", "socket": self.path, "pid": os.getpid()})
+        log_event(self.log_fd, {"event": "listening", "socket": self.path, "pid": os.getpid()})
         while not (self.stopping and not self.busy):
             if self.stopping:
                 self._wind_down()
@@ -420,16 +203,16 @@ class Server:
             for worker in list(self.busy.values()):
                 if now >= worker.deadline:
                     timed_out = {"event": "request timed out", "pid": worker.pid, "after_s": self.request_timeout}
-                    _log(self.log_fd, timed_out)
+                    log_event(self.log_fd, timed_out)
                     os.kill(worker.pid, signal.SIGKILL)
                     worker.deadline = float("inf")
         self._wind_down()
-        _log(self.log_fd, {"event": "stopped", "socket": self.path})
+        log_event(self.log_fd, {"event": "stopped", "socket": self.path})
         return 0
 
     def _stop(self, signum: int, frame: object) -> None:
         if not self.stopping:
-            _log(self.log_fd, {"event": "draining", "signal": signum, "in_flight": len(self.busy)})
+            log_event(self.log_fd, {"event": "draining", "signal": signum, "in_flight": len(self.busy)})
         self.stopping = True
 
     @property
@@ -499,8 +282,9 @@ class Server:
                 self._prctl(1, signal.SIGKILL)  # type: ignore[operator]  # PR_SET_PDEATHSIG
                 if os.getppid() != parent:
                     os._exit(0)
-                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE):
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
+                # SIGPIPE stays ignored: a reply to a shim that is gone is an EPIPE to ignore
                 signal.set_wakeup_fd(-1)
                 parent_end.close()
                 if self.listener is not None:
@@ -509,8 +293,8 @@ class Server:
                     if other.control is not None:
                         other.control.close()
                 if warm:
-                    _warm_up()
-                _work(child_end, self.log_fd, self.max_requests)
+                    worker_module.warm_up()
+                worker_module.work(child_end, self.log_fd, self.max_requests)
             except BaseException:  # noqa: BLE001 - a worker never returns into the server loop
                 import traceback
 
@@ -536,7 +320,7 @@ class Server:
             creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid, uid, _ = struct.unpack("3i", creds)
             if uid != 0:
-                _log(self.log_fd, {"event": "peer refused", "peer_pid": pid, "peer_uid": uid})
+                log_event(self.log_fd, {"event": "peer refused", "peer_pid": pid, "peer_uid": uid})
                 return
             # the last used: its pages are warm; else a new one, which serves this at once
             worker = self.idle.pop() if self.idle else self._spawn(warm=False)
@@ -582,10 +366,9 @@ def check(path: str, timeout: float = 5.0) -> str | None:
     """Ask the daemon at `path` for VERSION; why it did not answer, or None when it did."""
     import json
 
-    env = b"CNI_COMMAND=VERSION\0"
-    stdin = b'{"cniVersion":"1.1.0"}'
-    frame = REQUEST_MAGIC + struct.pack(">IIII", 0, NETNS_NOT_ATTEMPTED, 0, len(env)) + env
-    frame += struct.pack(">I", len(stdin)) + stdin
+    from .wire import parse_reply, request_frame
+
+    frame = request_frame({"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"1.1.0"}')
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(timeout)
@@ -596,13 +379,14 @@ def check(path: str, timeout: float = 5.0) -> str | None:
                 data += chunk
     except OSError as exc:
         return f"cannot reach {path}: {exc}"
-    if data[:4] != REPLY_MAGIC or len(data) < 12:
+    reply = parse_reply(data)
+    if reply is None:
         return f"{path} answered with no version-1 reply"
-    code, length = struct.unpack(">II", data[4:12])
+    code, stdout = reply
     try:
-        versions = json.loads(data[12 : 12 + length])["supportedVersions"]
+        versions = json.loads(stdout)["supportedVersions"]
     except (ValueError, KeyError, TypeError):
-        return f"{path} answered VERSION with exit {code} and {data[12 : 12 + length]!r}"
+        return f"{path} answered VERSION with exit {code} and {stdout!r}"
     return None if code == 0 and versions else f"{path} answered VERSION with exit {code}"
 
 

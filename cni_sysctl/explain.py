@@ -105,7 +105,8 @@ def _bounce(write: Write, plan: Plan) -> str:
 
 
 def describe_policy(policy: Policy) -> str:
-    from .policy import BUILTIN, DEFAULT_SET_NAME
+    from .policy import DEFAULT_SET_NAME
+    from .policyrules import BUILTIN
 
     if not policy.from_file:
         return f"none at {policy.path}: per-attachment keys are judged by {DEFAULT_SET_NAME}, conflist keys are trusted"
@@ -241,7 +242,7 @@ def main(argv: list[str], stdin: BinaryIO | None, stdout: TextIO, stderr: TextIO
 def policy_main(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     """`cni-sysctl policy check FILE`."""
     from . import policy as policy_module
-    from .policy import BUILTIN
+    from .policyrules import BUILTIN
 
     if len(argv) != 2 or argv[0] != "check":
         stderr.write(POLICY_USAGE)

@@ -88,3 +88,52 @@ def records(directory: str) -> list[str]:
     except OSError:
         return []
     return [os.path.join(directory, n) for n in sorted(names) if n.endswith(".json")]
+
+
+class Lock:
+    """`with Lock(record_path):` holds the attachment's lock: one call at a time changes an
+    attachment (a runtime that killed a call and retries it, or a daemon whose shim was killed
+    while its worker goes on, must not run two at once). The lock file stays beside the record
+    (DEL and GC remove it); without a writable directory there is no lock, as there is no
+    record."""
+
+    TIMEOUT = 30.0  # seconds to wait for another call of the attachment to end
+
+    def __init__(self, record: str) -> None:
+        self.path = record[: -len(".json")] + ".lock" if record.endswith(".json") else record + ".lock"
+        self.fd = -1
+
+    def __enter__(self) -> Lock:
+        import fcntl
+        import time
+
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return self  # no directory for records: nothing to protect either
+        deadline = time.monotonic() + self.TIMEOUT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = -1
+                    from .errors import TryAgainError
+
+                    raise TryAgainError(
+                        "another call for this attachment is still running",
+                        f"waited {self.TIMEOUT:.0f} s for {self.path}; try again later",
+                    ) from None
+                time.sleep(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def remove(self) -> None:
+        """Remove the lock file (held: DEL, at the end of the attachment)."""
+        remove(self.path)

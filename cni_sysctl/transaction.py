@@ -112,8 +112,21 @@ def add(
 ) -> Plan:
     """Apply the plan `plan_for(down)` makes, `down` being the container links found down.
     Runs inside the container netns; returns the plan applied."""
-    hook = ports.hook
     record_path = attachment.record_path(ports)
+    with inflight.Lock(record_path):
+        return _add(plan_for, ifnames, expected, record_path, attachment, ports, log)
+
+
+def _add(
+    plan_for: Callable[[list[str]], Plan],
+    ifnames: list[str],
+    expected: dict[str, Expected],
+    record_path: str,
+    attachment: Attachment,
+    ports: Ports,
+    log: Log,
+) -> Plan:
+    hook = ports.hook
     hook("recover", record_path)
     recover(record_path, ports, log)
     down = [ifname for ifname in ifnames if not is_up(ifname)]  # LinkNotFoundError: gone

@@ -184,6 +184,28 @@ def test_a_daemon_killed_in_the_middle_of_a_bounce(shim: str, own_daemon: Daemon
     assert caught >= 5
 
 
+def test_a_runtime_that_kills_the_shim_gets_its_call_rolled_back(shim: str, own_daemon: Daemon, box: Box) -> None:
+    """A runtime's timeout kills the shim, not the daemon's worker: the worker sees the
+    connection gone at its next step and rolls back, as a killed direct plugin's next call
+    would; the retry waits for the attachment's lock meanwhile."""
+    own_daemon.start()
+    before = dump(box.ns)
+    cid = netlab.unique("ctr-shimkill")
+    record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
+    config = plugin_config("1.0.0", ["ipv6.conf.mtu=1400", *KEYS], box.prev_result())  # waits for readiness
+    proc = started(shim, cni_env("ADD", box.path, container_id=cid), config)
+    netlab.wait_until("the call is in its transaction", lambda: os.path.exists(record), 10, 0.001)
+    proc.kill()
+    proc.wait()
+    netlab.wait_until("the worker rolled back", lambda: not os.path.exists(record), 15)
+    netlab.wait_until("the worker logs the call", lambda: any(r.get("container") == cid for r in own_daemon.records()))
+    (call,) = [r for r in own_daemon.records() if r.get("container") == cid]
+    assert call["code"] == 11, call
+    netlab.settle(box.ns)
+    after = dump(box.ns)
+    assert after == before, diff(before, after)
+
+
 # --- who may talk to it, and what -------------------------------------------------------------
 
 

@@ -15,16 +15,9 @@ import pytest
 
 from cni_sysctl.config import DEFAULT_POLICY, decode, parse_config
 from cni_sysctl.errors import ErrorCode, PolicyDeniedError
-from cni_sysctl.policy import (
-    PatternError,
-    Policy,
-    default_policy,
-    enforce,
-    parse_pattern,
-    parse_policy,
-    pattern_matches,
-)
+from cni_sysctl.policy import Policy, default_policy, enforce, parse_policy
 from cni_sysctl.policyfile import PolicyFileError
+from cni_sysctl.policyrules import PatternError, parse_pattern, pattern_matches
 
 REPO = Path(__file__).resolve().parents[2]
 PATH = "/etc/cni/test-policy.yaml"  # only a name in messages: parse_policy reads no file

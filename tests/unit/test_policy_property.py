@@ -20,7 +20,8 @@ from cni_sysctl.cli import main
 from cni_sysctl.config import decode, parse_config
 from cni_sysctl.errors import CniError
 from cni_sysctl.keys import FAMILIES, TABLES, parse_key
-from cni_sysctl.policy import PatternError, parse_pattern, parse_policy
+from cni_sysctl.policy import parse_policy
+from cni_sysctl.policyrules import PatternError, parse_pattern
 
 # The kubelet's safe net.* sysctls (Kubernetes docs, "Using sysctls in a Kubernetes Cluster"),
 # written out here independently of cni_sysctl's own list.
