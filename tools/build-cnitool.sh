@@ -22,25 +22,4 @@ command -v go >/dev/null || { echo "build-cnitool: go not found (apt-get install
     exit 1
 }
 
-mkdir -p "$(dirname "$out")"
-out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-# GOPATH mode needs the package under a GOPATH's src/; the first GOPATH
-# entry holds our copy, the second Debian's libcni. (-mod=off does not
-# exist in GOPATH mode: GO111MODULE=off alone keeps modules out, and GOFLAGS
-# is emptied so a -mod= from the caller cannot break the build.)
-pkg=$work/gopath/src/cni-sysctl/cnitool
-mkdir -p "$pkg"
-cp "$src" "$pkg/"
-
-# A cache that outlives the temp dir keeps rebuilds fast.
-cache=${GOCACHE:-$repo/.build/go-cache}
-mkdir -p "$cache"
-
-cd "$pkg"
-GO111MODULE=off GOFLAGS= GOPROXY=off GOTOOLCHAIN=local \
-    GOPATH="$work/gopath:$debian_gopath" GOCACHE="$cache" CGO_ENABLED=0 \
-    go build -trimpath -o "$out.tmp" .
-mv -f "$out.tmp" "$out"
+GOPATH_EXTRA=$debian_gopath bash "$repo/tools/go-build.sh" cni-sysctl/cnitool "$out" "$src"
