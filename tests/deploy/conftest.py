@@ -354,8 +354,9 @@ def make_node(store: Store, image: str, make_netns: Callable[[str], str]) -> Ite
 
 @pytest.fixture(scope="session")
 def session_node(store: Store, image: str) -> Iterator[Node]:
-    """One node for a module's tests, with one pod running (the policy the ConfigMap holds,
-    installed by the entrypoint), in a netns of its own; removed at the end of the session."""
+    """One node shared by the tests that need only a serving pod (test_multus): one pod
+    running, which installed the ConfigMap's policy, in a netns of its own; its pod, netns and
+    host paths removed at the end of the session (the host paths with the store)."""
     netns = unique("dnode")
     subprocess.run(["ip", "netns", "add", netns], check=True)
     root = Path(tempfile.mkdtemp(prefix="node-", dir=store.tmp))
