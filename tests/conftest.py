@@ -131,12 +131,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
 
 
-E2E_FOLDERS = ("e2e", "runtime", "cri")
+E2E_FOLDERS = ("e2e", "runtime", "cri", "deploy")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e, tests/runtime and tests/cri drives a real runtime or libcni
-    client (folders relative to the rootdir, whatever the checkout's own path holds)."""
+    """Everything under tests/e2e, tests/runtime, tests/cri and tests/deploy drives a real
+    runtime or libcni client (folders relative to the rootdir, whatever the checkout's own path
+    holds)."""
     tests = REPO / "tests"
     for item in items:
         try:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine (as root) to run cni-sysctl's demo and
-# tests: Debian packages, a virtualenv with the package and its test extras
+# tests: Debian packages (mmdebstrap and podman build the node image:
+# deploy/image/build.sh), a virtualenv with the package and its test extras
 # at .venv, cnitool at .build/cnitool, the daemon-mode shim at
 # .build/cni-sysctl-shim, and a venv with the oldest pyroute2 allowed. Safe
 # to run again: each step is skipped when already done. Details go to
@@ -13,7 +14,7 @@ log=$repo/.build/bootstrap.log
 packages=(
     containernetworking-plugins golang-go golang-github-appc-cni-dev
     iproute2 procps python3-venv radvd podman runc busybox-static
-    containerd gcc libc6-dev
+    containerd gcc libc6-dev mmdebstrap
 )
 export DEBIAN_FRONTEND=noninteractive
 
