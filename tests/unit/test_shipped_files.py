@@ -24,6 +24,7 @@ USED_BY = {
     "conflist/sysctl-ipvlan.conflist": "tests/e2e/test_chains.py",
     "conflist/sysctl-macvlan.conflist": "tests/e2e/test_chains.py",
     "conflist/sysctl-ptp.conflist": "tests/e2e/test_chains.py",
+    "examples/cni-sysctl-daemon.service": "tests/integration/test_daemon.py",
     "examples/demo.sh": "tests/e2e/test_demo.py",
 }
 
