@@ -83,10 +83,12 @@ def _place(target: str, content: bytes) -> str:
     """Write `content` to a temporary name beside `target` (same directory: the rename is
     atomic), fsync it, run it once (VERSION), then rename it over `target`: a runtime never
     executes a half-written or broken plugin, and one already running the old file keeps it."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp{os.getpid()}")
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    # a name no other installer uses (two pods of a DaemonSet may install at once: pids repeat)
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.urandom(6).hex()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755)
         try:
             os.write(fd, content)
             os.fchmod(fd, 0o755)  # a plugin executable, as the others in the CNI bin dir
@@ -97,8 +99,13 @@ def _place(target: str, content: bytes) -> str:
         if problem is not None:
             raise SystemExit(f"cni-sysctl install: the new {target} does not run ({problem}); the old one is untouched")
         os.replace(tmp, target)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)  # the rename itself is durable
+        finally:
+            os.close(dir_fd)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
     return target
 

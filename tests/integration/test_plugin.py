@@ -177,3 +177,18 @@ def test_launcher_with_a_gone_import_root_answers_with_an_error_object(tmp_path:
     assert (out.rc, out.code) == (1, 106), out
     assert "rerun `cni-sysctl install`" in out.json["details"]
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_concurrent_installs_never_clash(tmp_path: Path) -> None:
+    """Two pods of a DaemonSet (or two operators) installing into one bin dir at once: each
+    writes its own temporary file, and the one left in place works."""
+    procs = [
+        subprocess.Popen([*netlab.OPERATOR, "install", "--bin-dir", str(tmp_path)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, cwd=netlab.REPO)  # fmt: skip
+        for _ in range(6)
+    ]
+    for proc in procs:
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    out = exec_plugin(str(tmp_path / "cni-sysctl"), {"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"1.0.0"}')
+    assert out.rc == 0, out
+    assert [p.name for p in tmp_path.iterdir()] == ["cni-sysctl"], "no temporary file left behind"
