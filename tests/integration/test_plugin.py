@@ -182,10 +182,9 @@ def test_launcher_with_a_gone_import_root_answers_with_an_error_object(tmp_path:
 def test_concurrent_installs_never_clash(tmp_path: Path) -> None:
     """Two pods of a DaemonSet (or two operators) installing into one bin dir at once: each
     writes its own temporary file, and the one left in place works."""
+    argv = [*netlab.OPERATOR, "install", "--bin-dir", str(tmp_path)]
     procs = [
-        subprocess.Popen([*netlab.OPERATOR, "install", "--bin-dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, cwd=netlab.REPO)  # fmt: skip
-        for _ in range(6)
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=netlab.REPO) for _ in range(6)
     ]
     for proc in procs:
         assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
