@@ -8,6 +8,7 @@ through cnitool and Debian's plugins.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import netlab
-from tests.netlab import VERSIONS, Box, cni_env, exec_plugin, plugin_config, read_sysctl, run, unique
+from tests.netlab import VERSIONS, Box, cni_env, exec_plugin, install_plugin, plugin_config, read_sysctl, run, unique
 
 pytestmark = pytest.mark.root
 
@@ -191,3 +192,28 @@ def test_concurrent_installs_never_clash(tmp_path: Path) -> None:
     out = exec_plugin(str(tmp_path / "cni-sysctl"), {"CNI_COMMAND": "VERSION"}, b'{"cniVersion":"1.0.0"}')
     assert out.rc == 0, out
     assert [p.name for p in tmp_path.iterdir()] == ["cni-sysctl"], "no temporary file left behind"
+
+
+def test_status_with_and_without_the_node_policy(tmp_path: Path) -> None:
+    """STATUS names no policy: the node's /etc/cni/cni-sysctl.yaml decides. The direct plugin
+    runs in a mount namespace of its own with a directory of the test's bound over /etc/cni,
+    whatever the machine's /etc/cni holds (in daemon mode the daemon's filesystem decides: the
+    DaemonSet's tests cover that)."""
+    plugin = install_plugin(tmp_path / "bin")
+    etc = tmp_path / "etc-cni"
+    etc.mkdir()
+    os.chmod(tmp_path, 0o755)
+    config = json.dumps(plugin_config("1.1.0", []))
+    script = 'mount --bind "$1" /etc/cni && exec "$2"'
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(etc), plugin], input=config,
+                              env={"CNI_COMMAND": "STATUS", "PATH": os.environ["PATH"]}, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+
+    assert (status().returncode, status().stdout) == (0, ""), "no node policy: ready"
+    (etc / "cni-sysctl.yaml").write_text("allow: [\n")
+    os.chmod(etc / "cni-sysctl.yaml", 0o644)
+    broken = status()
+    assert broken.returncode == 1
+    assert json.loads(broken.stdout)["code"] == 50

@@ -149,11 +149,6 @@ def test_status_and_gc_need_1_1_0(command: str) -> None:
     assert run(env, cfg)[:2] == (0, "")
 
 
-def test_status_ready_without_policy() -> None:
-    cfg = conf(cniVersion="1.1.0")
-    assert run({"CNI_COMMAND": "STATUS"}, cfg)[:2] == (0, "")
-
-
 def test_status_not_available_with_broken_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "p.yaml"
     bad.write_text("allow: [")
