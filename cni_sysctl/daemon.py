@@ -322,17 +322,23 @@ class Server:
             if uid != 0:
                 log_event(self.log_fd, {"event": "peer refused", "peer_pid": pid, "peer_uid": uid})
                 return
-            # the last used: its pages are warm; else a new one, which serves this at once
-            worker = self.idle.pop() if self.idle else self._spawn(warm=False)
-            assert worker.control is not None
             fd = struct.pack("i", conn.fileno())
-            worker.control.sendmsg([b"r"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
+            while True:
+                # the last used: its pages are warm; else a new one, which serves this at once
+                worker = self.idle.pop() if self.idle else self._spawn(warm=False)
+                assert worker.control is not None
+                try:
+                    worker.control.sendmsg([b"r"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
+                    break
+                except OSError:  # it died meanwhile: the next one
+                    self._dismiss(worker)
             worker.deadline = time.monotonic() + self.request_timeout
             self.busy[worker.pid] = worker
         self._size_pool()
 
     def _done(self, worker: Worker) -> None:
-        """The worker says "done" (or its control socket closed: it is leaving)."""
+        """The worker says "done", or "last" (its final request: it is leaving), or its control
+        socket closed."""
         assert worker.control is not None
         try:
             said = worker.control.recv(16)
@@ -340,7 +346,7 @@ class Server:
             said = b""
         self.busy.pop(worker.pid, None)
         worker.deadline = float("inf")
-        if said and not self.stopping:
+        if said == b"d" and not self.stopping:
             self.idle.append(worker)
         else:
             self._dismiss(worker)

@@ -25,7 +25,8 @@ FLAG_CONTAINER_NETNS = 2
 NETNS_OPENED, NETNS_NOT_ATTEMPTED, NETNS_NOT_REGULAR, NETNS_FAILED = 0, 1, 2, 3
 HEADER = struct.Struct(">4sIIII")  # magic, flags, netns status, errno, environment length
 MAX_STDERR = 1 << 20
-READ_TIMEOUT = 10.0  # seconds for the whole request to arrive
+READ_TIMEOUT = 10.0  # seconds for the whole request to arrive (the shim reads stdin before it connects)
+SEND_TIMEOUT = 10.0  # seconds to send a reply
 
 
 class FrameError(Exception):
@@ -48,6 +49,14 @@ class ShimNetns:
         if self.status == NETNS_FAILED:
             raise open_error(path, self.err)
         raise not_a_netns(path)
+
+    def close(self) -> None:
+        """Close the descriptors the shim sent: a netns stays alive while one is open."""
+        for fd in (self.container_fd, self.shim_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.container_fd = self.shim_fd = None
 
     def forbidden(self) -> list[tuple[int, int]]:
         from .errors import CniError, ErrorCode
@@ -77,7 +86,9 @@ def recv_exactly(conn: socket.socket, size: int, deadline: float) -> bytes:
 
 
 def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes, ShimNetns] | None:
-    """The request on `conn`: environment, stdin, netns. None when the peer sent nothing."""
+    """The request on `conn`, whole within READ_TIMEOUT: environment, stdin, netns (whose
+    descriptors the caller closes: ShimNetns.close). None when the peer sent nothing. Every
+    descriptor received is closed if the request is refused."""
     deadline = time.monotonic() + READ_TIMEOUT
     conn.settimeout(READ_TIMEOUT)
     fd_size = socket.CMSG_SPACE(2 * struct.calcsize("i"))
@@ -87,6 +98,18 @@ def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes, ShimNetns]
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             count = len(data) // struct.calcsize("i")
             fds += list(struct.unpack(f"{count}i", data[: count * struct.calcsize("i")]))
+    try:
+        return _parse(conn, head, msg_flags, fds, deadline)
+    except BaseException:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+
+
+def _parse(
+    conn: socket.socket, head: bytes, msg_flags: int, fds: list[int], deadline: float
+) -> tuple[dict[str, str], bytes, ShimNetns] | None:
     for fd in fds:
         os.set_inheritable(fd, False)
     if not head and not fds:
@@ -122,13 +145,7 @@ def read_request(conn: socket.socket) -> tuple[dict[str, str], bytes, ShimNetns]
 
 def reply_frame(code: int, stdout: bytes, stderr: bytes) -> bytes:
     stderr = stderr[-MAX_STDERR:]
-    return (
-        REPLY_MAGIC
-        + struct.pack(">II", code, len(stdout))
-        + stdout
-        + struct.pack(">I", len(stderr))
-        + stderr
-    )
+    return REPLY_MAGIC + struct.pack(">II", code, len(stdout)) + stdout + struct.pack(">I", len(stderr)) + stderr
 
 
 def error_reply(msg: str, details: str, code: int) -> bytes:
@@ -156,7 +173,7 @@ def parse_reply(data: bytes) -> tuple[int, bytes] | None:
 
 def send(conn: socket.socket, frame: bytes) -> None:
     with contextlib.suppress(OSError):  # the shim went away: nothing to tell it
-        conn.settimeout(READ_TIMEOUT)
+        conn.settimeout(SEND_TIMEOUT)
         conn.sendall(frame)
 
 
@@ -169,5 +186,3 @@ def drain(conn: socket.socket) -> None:
         left = MAX_STDIN + MAX_ENVIRONMENT + 64
         while left > 0 and (chunk := conn.recv(min(left, 1 << 20))):
             left -= len(chunk)
-
-

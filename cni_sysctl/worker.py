@@ -40,7 +40,7 @@ def _hangup_check(conn: socket.socket) -> Callable[[str, object], None]:
 
 
 def handle(conn: socket.socket, log_fd: int) -> None:
-    """Serve one request on `conn` (in a child of the daemon)."""
+    """Serve one request on `conn` (in a worker of the daemon)."""
     from io import BytesIO, StringIO
 
     from . import cli
@@ -59,12 +59,14 @@ def handle(conn: socket.socket, log_fd: int) -> None:
     environ, data, netns = request
     calls = CallLog(_hangup_check(conn))
     out, err = StringIO(), StringIO()
-    rc = cli.main(argv=[], environ=environ, stdin=BytesIO(data), stdout=out, stderr=err,
-                  ports=Ports(netns=netns, hook=calls.hook))  # fmt: skip
+    try:
+        rc = cli.main(argv=[], environ=environ, stdin=BytesIO(data), stdout=out, stderr=err,
+                      ports=Ports(netns=netns, hook=calls.hook))  # fmt: skip
+    finally:
+        netns.close()
     stdout = out.getvalue()
     send(conn, reply_frame(rc, stdout.encode(), err.getvalue().encode("utf-8", "backslashreplace")))
     os.write(log_fd, calls.line(environ, rc, stdout).encode())
-
 
 
 WARM_UP_CONFIG = (
@@ -90,11 +92,12 @@ def warm_up() -> None:
 
 def work(control: socket.socket, log_fd: int, max_requests: int) -> None:
     """A worker's life: take a connection from the parent, serve it, say "done"; again, up to
-    `max_requests`. Leaves when the parent closes the control socket, and, as a safety net, if
-    a request ever left it outside its own netns (NetnsEntered raises before that happens)."""
+    `max_requests`, the last said as "last" so the parent hands it nothing more. Leaves when the
+    parent closes the control socket, and, as a safety net, if a request ever left it outside
+    its own netns (NetnsEntered raises before that happens)."""
     own = identity("/proc/thread-self/ns/net")
     fd_size = socket.CMSG_SPACE(struct.calcsize("i"))
-    for _ in range(max_requests):
+    for served in range(1, max_requests + 1):
         _, ancdata, _, _ = control.recvmsg(1, fd_size)
         fds = [
             struct.unpack("i", data[: struct.calcsize("i")])[0]
@@ -103,11 +106,11 @@ def work(control: socket.socket, log_fd: int, max_requests: int) -> None:
         ]
         if not fds:
             return  # the parent closed the control socket: stopping, or too many idle workers
+        for extra in fds[1:]:
+            os.close(extra)
         with socket.socket(fileno=fds[0]) as conn:
             handle(conn, log_fd)
         if identity("/proc/thread-self/ns/net") != own:
             log_event(log_fd, {"event": "worker left outside its netns", "pid": os.getpid()})
             os._exit(2)
-        control.send(b"d")
-
-
+        control.send(b"l" if served == max_requests else b"d")
