@@ -10,9 +10,10 @@ const fSetPipeSz = 1031
 // execFallback replaces the shim with the fallback launcher: same argv, same
 // environment, same stdin. It returns only when execve failed.
 //
-// Only a forwarded VERSION has read stdin before it knows the daemon is
-// unreachable; consumed, that stdin is given back through a pipe filled
-// before the exec (the launcher then reads exactly those bytes).
+// The shim reads stdin before it connects; consumed, that stdin is given
+// back through a pipe filled before the exec (the launcher then reads
+// exactly those bytes). nil (the shim could not forward at all, so it never
+// read) leaves fd 0 as it was.
 func execFallback(path string, argv, environ []string, consumed []byte) error {
 	if consumed != nil {
 		if err := replayStdin(consumed); err != nil {

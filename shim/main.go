@@ -165,21 +165,22 @@ func (s *shim) forward(command string, consumed []byte) outcome {
 		fds = append(fds, netnsFd)
 	}
 
+	stdin := consumed
+	if stdin == nil {
+		// Read before connecting: a runtime slow to write the configuration
+		// holds no daemon worker meanwhile (the daemon gives a connection 10 s
+		// to carry its request). The fallback gets these bytes back.
+		var failed *outcome
+		if stdin, failed = s.readStdin(); failed != nil {
+			return *failed
+		}
+	}
 	conn, err := connectDaemon(s.settings.socket, s.connectWindow)
 	if err != nil {
-		return s.unreachable(command, consumed, err)
+		return s.unreachable(command, stdin, err)
 	}
 	defer conn.close()
 
-	stdin := consumed
-	if stdin == nil {
-		// Read only now: had the daemon been unreachable, the fallback would
-		// have needed stdin untouched.
-		var failed *outcome
-		if stdin, failed = s.readStdin(); failed != nil {
-			return *failed // the daemon sees a connection closed before a request
-		}
-	}
 	sendErr := conn.send(encodeRequest(flags, status, uint32(errno), env, stdin), fds)
 	// Even when sending failed, a daemon that answered early and closed has
 	// left its whole reply readable.
