@@ -7,6 +7,7 @@ to stderr.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -151,8 +152,12 @@ def main(
 ) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
+    # A runtime that started the plugin with fd 0, 1 or 2 closed: Python leaves that stream None.
+    # stdin then reads as empty (as the daemon-mode shim's /dev/null does); what cannot be
+    # written is dropped.
+    stdin = stdin if stdin is not None else (sys.stdin.buffer if sys.stdin is not None else io.BytesIO())
+    stdout = stdout if stdout is not None else (sys.stdout if sys.stdout is not None else io.StringIO())
+    stderr = stderr if stderr is not None else (sys.stderr if sys.stderr is not None else io.StringIO())
 
     if argv and not environ.get("CNI_COMMAND"):
         return _operator(argv, stdin, stdout, stderr)
@@ -164,7 +169,7 @@ def main(
     read_error: OSError | None = None
     try:
         # one byte more than the limit: config.decode refuses what is larger
-        data = (stdin if stdin is not None else sys.stdin.buffer).read(MAX_STDIN + 1)
+        data = stdin.read(MAX_STDIN + 1)
     except OSError as exc:
         read_error = exc
     if read_error is None and len(data) <= MAX_STDIN and environ.get("CNI_COMMAND") == "VERSION":
