@@ -15,7 +15,8 @@ call, with the notes the plugin wrote on stderr: values restored, values the ker
 The file is opened O_APPEND and each line written in one write(2), so concurrent calls never
 interleave; it is created 0600. A conflist may be written by someone the node does not trust
 (a NetworkAttachmentDefinition's author), and the plugin runs as root: so the file must be
-under /var/log/, a regular file, not a symbolic link. A log that cannot be written is reported
+under /var/log/cni-sysctl/ (a directory of cni-sysctl's alone: no other program's file can be
+appended to), a regular file, not a symbolic link. A log that cannot be written is reported
 on stderr and never fails the call.
 """
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 
 LOG_LEVELS = ("error", "verbose", "debug")
-LOG_DIR = "/var/log/"
+LOG_DIR = "/var/log/cni-sysctl/"  # root's; nothing but cni-sysctl's logs in it
 
 
 def log_file_problem(path: object) -> str | None:
@@ -48,7 +49,10 @@ def log_file_problem(path: object) -> str | None:
     except UnicodeEncodeError:
         return "must be UTF-8 text"
     if os.path.normpath(path) != path or not path.startswith(LOG_DIR) or path == LOG_DIR:
-        return f"must be a normalised path under {LOG_DIR} (the plugin runs as root, a conflist's author may not)"
+        return (
+            f"must be a normalised path under {LOG_DIR} (the plugin runs as root and a conflist's "
+            "author may not: it may only append to cni-sysctl's own logs)"
+        )
     return None
 
 
@@ -132,5 +136,3 @@ def log_event(fd: int, record: dict[str, object]) -> None:
         os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
     except OSError:
         pass
-
-

@@ -1,9 +1,10 @@
 """logFile and logLevel: one structured line per call for operators, in both modes, never on
 stdout, safe with concurrent writers, never failing a call, and never a way for a conflist's
-author to make the plugin (root) write elsewhere than under /var/log."""
+author to make the plugin (root) write elsewhere than under /var/log/cni-sysctl/."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cni_sysctl.calllog import LOG_DIR
 from tests.netlab import Box, cni_env, exec_plugin, plugin_config, unique
 
 pytestmark = pytest.mark.root
@@ -21,11 +23,16 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture
 def log_dir() -> Iterator[Path]:
-    path = Path("/var/log") / unique("cni-sysctl-test-")
+    parent = Path(LOG_DIR)
+    made = not parent.exists()
+    path = parent / unique("test-")
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if the tests left it empty
 
 
 @pytest.fixture
@@ -93,7 +100,7 @@ def test_concurrent_calls_never_interleave(plugin: str, make_netns: Callable[[st
 
 @pytest.mark.parametrize("kind", ["directory", "symlink", "fifo"])
 def test_a_log_that_cannot_be_written_never_fails_the_call(plugin: str, box: Box, log_dir: Path, kind: str) -> None:
-    log_dir.mkdir()
+    log_dir.mkdir(parents=True)
     log = log_dir / "calls.log"
     target = log_dir / "elsewhere"
     if kind == "directory":
@@ -109,9 +116,22 @@ def test_a_log_that_cannot_be_written_never_fails_the_call(plugin: str, box: Box
     assert not target.exists(), "a symbolic link is not followed"
 
 
-@pytest.mark.parametrize(
-    "path", ["/etc/cni/x.log", "/var/log/../../etc/passwd", "relative.log", "/var/log/", "/var/log//x.log"]
-)
+OUTSIDE = [
+    "/etc/cni/x.log",
+    "/var/log/../../etc/passwd",
+    "relative.log",
+    "/var/log/",
+    "/var/log//x.log",
+    "/var/log/wtmp",  # another program's file
+    "/var/log/cni-sysctl",
+    "/var/log/cni-sysctl/",
+    "/var/log/cni-sysctl-x/a.log",
+    "/var/log/cni-sysctl/../wtmp",
+    "/var/log/cni-sysctl//a.log",
+]
+
+
+@pytest.mark.parametrize("path", OUTSIDE)
 def test_a_log_outside_var_log_is_refused(plugin: str, box: Box, path: str) -> None:
     out = exec_plugin(plugin, cni_env("ADD", box.path),
                       plugin_config("1.0.0", ["net.core.somaxconn=650"], box.prev_result(), logFile=path))  # fmt: skip
