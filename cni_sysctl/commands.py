@@ -51,7 +51,13 @@ def cmd_add(req: Request, config: Config, log: Log, ports: Ports) -> dict[str, o
         attachment = transaction.Attachment(req.container_id, config.name, req.ifname, req.netns)
         with NetnsEntered(req.netns, ports.netns):
             transaction.add(
-                lambda down: build_plan(config, ifnames, down), ifnames, expected, attachment, ports, log
+                lambda down: build_plan(config, ifnames, down),
+                ifnames,
+                expected,
+                attachment,
+                ports,
+                log,
+                netns_wide=plan.snapshot_all,
             )
     return result.convert(config.prev_result, config.cni_version)
 
@@ -122,7 +128,9 @@ def cmd_del(req: Request, cni_version: str, log: Log, ports: Ports) -> None:
     record = inflight.path_for(ports.inflight_dir, req.container_id, req.ifname)
     lock = inflight.Lock(record)
     if not inflight.exists(record):
-        inflight.remove(lock.path)  # the lock file of a finished ADD
+        # The lock file of a call killed before its record, unless a call still holds it (an
+        # ADD the runtime gave up on: it removes the file itself when it ends).
+        lock.discard()
         return
     from . import transaction
     from .errors import CniError
@@ -130,14 +138,17 @@ def cmd_del(req: Request, cni_version: str, log: Log, ports: Ports) -> None:
 
     try:
         with lock:
-            if req.netns:
-                with NetnsEntered(req.netns, ports.netns):
-                    transaction.recover(record, ports, log)
+            try:
+                if req.netns:
+                    with (
+                        NetnsEntered(req.netns, ports.netns),
+                        inflight.netns_lock(ports.inflight_dir, transaction.netns_id(), exclusive=True),
+                    ):
+                        transaction.recover(record, ports, log)
+            finally:
+                inflight.remove(record)  # the netns is going away: the record has served
     except CniError as err:
         log(f"DEL: could not put back what an interrupted ADD changed ({err.msg}); the netns is going away")
-    finally:
-        inflight.remove(record)
-        inflight.remove(lock.path)
 
 
 def cmd_status(config: Config, log: Log) -> None:
@@ -157,8 +168,12 @@ def cmd_status(config: Config, log: Log) -> None:
 
 def cmd_gc(config: Config, log: Log, ports: Ports) -> None:
     """Remove the in-flight records of this network's attachments that the runtime no longer
-    knows (cni.dev/valid-attachments); the plugin keeps no other state."""
+    knows (cni.dev/valid-attachments), and lock files left by calls killed before they could
+    remove them (never one a running call holds); the plugin keeps no other state."""
+    import contextlib
+
     from . import inflight
+    from .errors import CniError
 
     if config.valid_attachments is None:
         return
@@ -170,6 +185,17 @@ def cmd_gc(config: Config, log: Log, ports: Ports) -> None:
         if record and record.get("network") != config.name:
             continue
         if (record.get("container_id"), record.get("ifname")) not in valid:
-            log(f"GC: removing the in-flight record {path}")
-            inflight.remove(path)
-            inflight.remove(inflight.Lock(path).path)
+            if inflight.Lock(path).discard():
+                log(f"GC: removed the in-flight record {path}")
+            else:
+                log(f"GC: kept the in-flight record {path}: a call of its attachment is running")
+    # Lock files without a record: left by a call killed between the two. A lock file names
+    # its attachment but not its network; removing one of another network's live attachment
+    # is harmless (the next call makes it again), and a held one is never removed.
+    for path in inflight.orphan_locks(ports.inflight_dir):
+        attachment = inflight.attachment_of(path)
+        if attachment is not None and attachment not in valid:
+            inflight.Lock(path[: -len(".lock")] + ".json").discard()
+    for path in inflight.netns_locks(ports.inflight_dir):  # left by a kill; never one held
+        with contextlib.suppress(CniError), inflight.FileLock(path, timeout=0):
+            pass

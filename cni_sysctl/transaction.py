@@ -109,12 +109,17 @@ def add(
     attachment: Attachment,
     ports: Ports,
     log: Log,
+    netns_wide: bool = False,
 ) -> Plan:
     """Apply the plan `plan_for(down)` makes, `down` being the container links found down.
-    Runs inside the container netns; returns the plan applied."""
+    Runs inside the container netns; returns the plan applied. `netns_wide`: the plan may change
+    every link of the netns (Plan.snapshot_all), so it runs alone in the netns (and so does the
+    repair of a killed ADD's record); other ADDs of the netns run side by side."""
     record_path = attachment.record_path(ports)
     with inflight.Lock(record_path):
-        return _add(plan_for, ifnames, expected, record_path, attachment, ports, log)
+        exclusive = netns_wide or inflight.exists(record_path)
+        with inflight.netns_lock(ports.inflight_dir, netns_id(), exclusive):
+            return _add(plan_for, ifnames, expected, record_path, attachment, ports, log)
 
 
 def _add(
@@ -250,7 +255,7 @@ def _save(path: str, attachment: Attachment, resolved: list[procsys.Resolved], l
         "network": attachment.network,
         "ifname": attachment.ifname,
         "netns": attachment.netns,
-        "netns_id": _netns_id(),
+        "netns_id": netns_id(),
         "values": [v.to_json() for v in values],
         "links": None if links is None else [link.to_json() for link in links.snapshots.values()],
     }
@@ -262,7 +267,7 @@ def _save(path: str, attachment: Attachment, resolved: list[procsys.Resolved], l
         log(f"warning: cannot write the in-flight record {path}: {exc.strerror}")
 
 
-def _netns_id() -> list[int | None]:
+def netns_id() -> list[int | None]:
     """Which netns this is: its inode, and its cookie (inode numbers of dead namespaces are
     reused, so a record of a deleted netns could otherwise match a new one)."""
     from .netns import cookie
@@ -276,7 +281,7 @@ def recover(path: str, ports: Ports, log: Log) -> None:
     record = inflight.load(path)
     if record is None:
         return
-    if record.get("netns_id") != _netns_id():
+    if record.get("netns_id") != netns_id():
         log(f"discarding in-flight record {path}: it describes another network namespace")
         inflight.remove(path)
         return
