@@ -36,6 +36,7 @@ if TYPE_CHECKING:
             """identity() of the namespaces never to be entered: the runtime's (the host's), and
             the plugin's own."""
 
+
 CLONE_NEWNET = 0x40000000
 SELF = "/proc/thread-self/ns/net"
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY

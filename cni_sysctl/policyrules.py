@@ -291,5 +291,3 @@ def default_set() -> list[Rule]:
             note="Kubernetes 1.32, kernel 4.15; the kernel takes up to 2 GiB per socket",
         ),
     ]
-
-

@@ -209,7 +209,6 @@ class Journal:
         return out
 
 
-
 def restore(values: Iterable[Value], log: Callable[[str], None]) -> None:
     """Put every value back to its `old`. A write can change others (params.companions), so
     this converges: values that differ are written back, then all are read again, a few passes

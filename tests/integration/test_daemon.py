@@ -392,7 +392,7 @@ def _cases(box: Box, tmp: Path) -> list[tuple[str, dict[str, str], bytes]]:
         ("no prevResult", env, json.dumps(plugin_config("1.0.0", KEYS)).encode()),
         ("not json", env, b"{nope"),
         ("deep", env, deep),
-        ("surrogate", env, good.replace(b'rp_filter=2', b'rp_filter=\\ud800')),
+        ("surrogate", env, good.replace(b"rp_filter=2", b"rp_filter=\\ud800")),
         ("no netns", {k: v for k, v in env.items() if k != "CNI_NETNS"}, good),
         ("missing netns", {**env, "CNI_NETNS": "/var/run/netns/nosuch-ns"}, good),
         ("fifo netns", {**env, "CNI_NETNS": str(fifo)}, good),
@@ -511,7 +511,7 @@ def test_the_systemd_unit_example_runs_the_daemon(tmp_path: Path) -> None:
         return [*netlab.OPERATOR, *argv[1:]] if argv[0] == program else argv
 
     start = here(service["ExecStart"])
-    assert start[len(netlab.OPERATOR):] == ["daemon", "--socket", socket_path]
+    assert start[len(netlab.OPERATOR) :] == ["daemon", "--socket", socket_path]
     post = service["ExecStartPost"].replace(program, " ".join(netlab.OPERATOR)).replace(default_socket, socket_path)
     daemon = subprocess.Popen(start, stderr=subprocess.DEVNULL, cwd=netlab.REPO)
     try:
