@@ -35,6 +35,9 @@ with open(report, "w") as f:
 """
 
 
+GROUP_GRACE = 2.0  # seconds a killed child's process group has to go before SIGKILL
+
+
 class Sample:
     """One finished child: wall time (s), exit code and its wait4 rusage (the child and every
     descendant it waited for: for cnitool, the whole chain of plugins)."""
@@ -72,7 +75,8 @@ class Job:
 
 class Spawner:
     """posix_spawn + wait4: no Python fork in the measured path, rusage per child, and every
-    child still running known by pid, so that an interrupted run can end them."""
+    child still running known by pid (each the leader of its own process group), so that an
+    interrupted run can end them and all they started."""
 
     def __init__(self, io_dir: str) -> None:
         self.io_dir = io_dir
@@ -89,7 +93,7 @@ class Spawner:
             (os.POSIX_SPAWN_OPEN, 2, stderr_path, created, 0o600),
         ]
         started = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
         self.live.add(pid)
         return Job(pid, started, stdout_path, stderr_path)
 
@@ -143,14 +147,36 @@ class Spawner:
         return Sample(float(wall), int(rc), int(maxrss_kb), float(cpu), probe.stdout, probe.stderr)
 
     def kill_all(self) -> None:
-        """End the children still running (ours, by pid) and reap them."""
-        for pid in list(self.live):
+        """End the children still running and everything they started, and reap them.
+
+        Each child leads its own process group (pgid = its pid), so that its descendants, a
+        probe's command, `ip netns exec`'s cnitool and the plugins it runs, go with it: a killed
+        probe would otherwise leave them running, writing into a directory already removed.
+        """
+        groups = list(self.live)
+        for pgid in groups:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in list(self.live):
+                os.killpg(pgid, signal.SIGTERM)
+        for pid in groups:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
             self.live.discard(pid)
+        deadline = time.monotonic() + GROUP_GRACE
+        for pgid in groups:
+            while _group_alive(pgid):
+                if time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pgid, signal.SIGKILL)
+                    break
+                time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def check_output(*argv: str) -> str:
