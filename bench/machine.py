@@ -60,8 +60,13 @@ def machine() -> Machine:
         "os": release.get("PRETTY_NAME", "?"),
         "os_id": release.get("ID", "?"),
         "os_version": release.get("VERSION_ID", "?"),
-        "loadavg": [round(v, 2) for v in os.getloadavg()],
+        "loadavg": loadavg(),
+        "loadavg_end": [],
     }
+
+
+def loadavg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def kernel() -> Kernel:

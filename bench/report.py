@@ -200,6 +200,14 @@ def targets(results: Results) -> list[str]:
     for target in results["targets"]:
         lines.append(f"   {target['verdict']:<13}{target['name']:<48}{target['detail']}")
     lines.append("")
+    machine = results["header"]["machine"]
+    if machine["loadavg_end"]:
+        lines += [
+            f"load average {' '.join(f'{v:.2f}' for v in machine['loadavg_end'])} at the end"
+            f" ({' '.join(f'{v:.2f}' for v in machine['loadavg'])} at the start): much higher at the end means",
+            "other work shared the machine during the run; rerun if the figures matter",
+            "",
+        ]
     notes = results["notes"]
     if notes:
         lines.append("notes")

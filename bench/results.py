@@ -38,7 +38,8 @@ class Machine(TypedDict):
     os: str  # /etc/os-release PRETTY_NAME
     os_id: str  # ID and VERSION_ID: "debian", "12"
     os_version: str
-    loadavg: list[float]
+    loadavg: list[float]  # at the start
+    loadavg_end: list[float]  # at the end: much higher means other work shared the run
 
 
 class Kernel(TypedDict):

@@ -175,6 +175,7 @@ class BenchRun:
         results["imports"] = importtime.run(run, self.interpreter, scenarios.IMPORTTIME, o.import_runs, self.broken)
         show(results, "imports")
 
+        results["header"]["machine"]["loadavg_end"] = machine.loadavg()
         results["targets"] = targets.evaluate(results)
         show(results, "targets")
         return results
