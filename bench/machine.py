@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import resource
 import subprocess
+import time
 
 import cni_sysctl
 
@@ -15,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .results import CniSysctl, Kernel, Machine
+    from .results import Background, CniSysctl, Kernel, Machine
 
 PLUGINS_PACKAGE = "containernetworking-plugins"
 
@@ -60,13 +62,45 @@ def machine() -> Machine:
         "os": release.get("PRETTY_NAME", "?"),
         "os_id": release.get("ID", "?"),
         "os_version": release.get("VERSION_ID", "?"),
-        "loadavg": loadavg(),
-        "loadavg_end": [],
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
     }
 
 
-def loadavg() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
+class CpuClock:
+    """A reading of the machine's CPU time and of the benchmark's own, to tell afterwards how
+    much other work shared a section."""
+
+    __slots__ = ("busy", "ours", "steal", "wall")
+
+    def __init__(self) -> None:
+        self.wall = time.monotonic()
+        self.busy, self.steal = _proc_stat()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.ours = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    def since(self, start: CpuClock, section: str) -> Background:
+        ours = self.ours - start.ours
+        return {
+            "section": section,
+            "wall_s": round(self.wall - start.wall, 3),
+            "other_cpu_s": round(max(0.0, self.busy - start.busy - ours), 3),
+            "steal_s": round(self.steal - start.steal, 3),
+        }
+
+
+def _proc_stat() -> tuple[float, float]:
+    """(busy, steal) seconds of all CPUs since boot: user+nice+system+irq+softirq (guest time is
+    inside user), and steal."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    fields += [0] * (8 - len(fields))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def kernel() -> Kernel:

@@ -200,14 +200,21 @@ def targets(results: Results) -> list[str]:
     for target in results["targets"]:
         lines.append(f"   {target['verdict']:<13}{target['name']:<48}{target['detail']}")
     lines.append("")
-    machine = results["header"]["machine"]
-    if machine["loadavg_end"]:
+    if results["background"]:
+        cpus = results["header"]["machine"]["nproc"] or 1
         lines += [
-            f"load average {' '.join(f'{v:.2f}' for v in machine['loadavg_end'])} at the end"
-            f" ({' '.join(f'{v:.2f}' for v in machine['loadavg'])} at the start): much higher at the end means",
-            "other work shared the machine during the run; rerun if the figures matter",
-            "",
+            "other work: CPU time the machine spent outside the benchmark's processes while each section ran",
+            "(other processes, and kernel work charged to none, such as deferred netns cleanup); where it is",
+            "more than a few percent, that section's wall times are inflated: rerun if they matter (1-2 includes",
+            "the warm-up)",
         ]
+        for lap in results["background"]:
+            share = lap["other_cpu_s"] / (cpus * lap["wall_s"]) if lap["wall_s"] > 0 else 0.0
+            lines.append(
+                f"   section {lap['section']:<4}{lap['wall_s']:6.1f} s wall  {lap['other_cpu_s']:6.2f} CPU-s other"
+                f" ({share:4.0%} of {cpus} CPUs)  {lap['steal_s']:5.2f} s stolen"
+            )
+        lines.append("")
     notes = results["notes"]
     if notes:
         lines.append("notes")

@@ -17,6 +17,7 @@ A row that could not be measured carries the reason in `not_measured`.
      "bursts":  section 4, per chain: add ok p50 p99 max p99/p50, del ok p50 p99,
      "imports": section 5, start-up and per command: total, modules, heavy, top, pulled,
      "targets": section 6, per target: measured figure, value, limit, met, verdict, issue,
+     "background": per section, the CPU time other work used meanwhile (how disturbed it was),
      "notes":   what failed along the way}
 """
 
@@ -39,7 +40,6 @@ class Machine(TypedDict):
     os_id: str  # ID and VERSION_ID: "debian", "12"
     os_version: str
     loadavg: list[float]  # at the start
-    loadavg_end: list[float]  # at the end: much higher means other work shared the run
 
 
 class Kernel(TypedDict):
@@ -238,6 +238,16 @@ class TargetRow(TypedDict):
     detail: str
 
 
+class Background(TypedDict):
+    """What else used the CPUs while a section ran: the machine's busy time (/proc/stat) minus
+    the benchmark's own (itself and every child it reaped)."""
+
+    section: str
+    wall_s: float
+    other_cpu_s: float  # other processes, and kernel work charged to no process (deferred netns cleanup)
+    steal_s: float  # taken by the hypervisor for other guests
+
+
 class Results(TypedDict):
     schema: str
     header: Header
@@ -251,6 +261,7 @@ class Results(TypedDict):
     bursts: list[BurstRow]
     imports: Imports
     targets: list[TargetRow]
+    background: list[Background]
     notes: list[str]
 
 

@@ -118,6 +118,12 @@ class BenchRun:
             },
         }
 
+    @staticmethod
+    def _lap(results: Results, start: machine.CpuClock, section: str) -> machine.CpuClock:
+        now = machine.CpuClock()
+        results["background"].append(now.since(start, section))
+        return now
+
     def measure(self, show: Callable[[Results, str], None]) -> Results:
         o, world = self.options, self.world
         results: Results = {
@@ -133,11 +139,13 @@ class BenchRun:
             "bursts": [],
             "imports": {"runs": o.import_runs, "flags": [], "startup_ms": None, "rows": []},
             "targets": [],
+            "background": [],
             "notes": self.notes,
         }
         show(results, "header")
 
         cnitool = chains.Cnitool(world, CNITOOL, DEBIAN_PLUGINS, self.bin_dirs)
+        clock = machine.CpuClock()
         self.progress("warm-up")
         chains.warm_up(cnitool, scenarios.CHAINS, self.broken)
         samples = chains.run_cycles(
@@ -156,6 +164,7 @@ class BenchRun:
         results["added"] = chains.added_rows(scenarios.CHAINS, samples, self.broken)
         results["chain_ratios"] = chains.ratio_rows(results["added"])
         show(results, "added")
+        clock = self._lap(results, clock, "1-2")
 
         self.progress("direct invocations")
         run = direct.DirectRun(cnitool, scenarios.DIRECT)
@@ -165,17 +174,19 @@ class BenchRun:
         results["direct_ratios"] = direct.ratio_rows(scenarios.DIRECT_RATIOS, results["direct"], direct_samples)
         results["per_key"] = direct.per_key(direct_samples)
         show(results, "direct")
+        clock = self._lap(results, clock, "3")
 
         results["bursts"] = chains.run_bursts(
             cnitool, scenarios.CHAINS, o.burst, self.broken, self.notes, self.progress
         )
         show(results, "bursts")
+        clock = self._lap(results, clock, "4")
 
         self.progress("importtime")
         results["imports"] = importtime.run(run, self.interpreter, scenarios.IMPORTTIME, o.import_runs, self.broken)
         show(results, "imports")
 
-        results["header"]["machine"]["loadavg_end"] = machine.loadavg()
+        results["background"].append(machine.CpuClock().since(clock, "5"))
         results["targets"] = targets.evaluate(results)
         show(results, "targets")
         return results

@@ -66,7 +66,6 @@ def sample() -> Results:
                 "os_id": "debian",
                 "os_version": "12",
                 "loadavg": [0.21, 1.28, 1.18],
-                "loadavg_end": [],
             },
             "kernel": {"system": "Linux", "release": "6.18.44-fc-v769", "version": "#1 SMP PREEMPT_DYNAMIC @0"},
             "python": {"version": "3.11.2", "interpreter": ["/work/main/.venv/bin/python", "-IS"]},
@@ -190,6 +189,7 @@ def sample() -> Results:
             ],
         },
         "targets": [],
+        "background": [],
         "notes": [],
     }
     results["targets"] = evaluate(results)

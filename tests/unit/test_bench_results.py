@@ -93,6 +93,17 @@ def test_not_measured_rows_say_why() -> None:
     assert f"   {name:<58} n/a\n" in text
 
 
+def test_other_work_per_section() -> None:
+    doc = sample()
+    doc["background"] = [
+        {"section": "1-2", "wall_s": 30.0, "other_cpu_s": 0.6, "steal_s": 0.0},
+        {"section": "4", "wall_s": 10.0, "other_cpu_s": 9.0, "steal_s": 0.25},
+    ]
+    text = report.render(doc)
+    assert "   section 1-2   30.0 s wall    0.60 CPU-s other (  1% of 2 CPUs)   0.00 s stolen\n" in text
+    assert "   section 4     10.0 s wall    9.00 CPU-s other ( 45% of 2 CPUs)   0.25 s stolen\n" in text
+
+
 def test_notes_are_capped() -> None:
     doc = sample()
     doc["notes"] = [f"n{i}" for i in range(25)]
