@@ -18,5 +18,6 @@ job per module:
     targets     section 6: the targets as a table, decided from the results
     results     the JSON document: schema, writer, reader
     report      the text report, rendered from the results
+    readme      README's Performance block, generated from the results
     machine     the header's facts
 """

@@ -3,10 +3,11 @@ and the exit status. The only module that prints (besides a failed teardown in r
 
     python -m bench [--quick] [--cycles N] [--burst N] [--import-runs N] [--json FILE]
     python -m bench report FILE.json             the text report of a saved run, again
+    python -m bench readme FILE.json [--check]   README's Performance block from a saved run
 
 Exit status of a run: 0 every target met, 3 some target missed or not measured, 1 the benchmark
 could not run, 130 interrupted (Ctrl-C or SIGTERM; everything made is removed first). `report`
-exits 0, or 1 (unreadable JSON).
+and `readme` exit 0, or 1 (unreadable JSON, no markers in README, or --check found a difference).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DESCRIPTION = "What cni-sysctl costs a container start, measured through the rea
 EPILOG = """\
 other commands:
   python -m bench report FILE.json             print the text report of a saved run
+  python -m bench readme FILE.json [--check]   rewrite README.md's Performance block from a saved run
 
 exit status: 0 every target met, 3 some target missed or not measured, 1 could not run,
 130 interrupted. Run from the repository root, as root: sudo .venv/bin/python -m bench
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     try:
         if args[:1] == ["report"]:
             return cmd_report(args[1:], out)
+        if args[:1] == ["readme"]:
+            return cmd_readme(args[1:], out, err)
     except BenchError as exc:
         print(f"bench: {exc}", file=err)
         return EXIT_FAILED
@@ -79,6 +83,41 @@ def cmd_report(args: list[str], out: TextIO) -> int:
     parser.add_argument("json", metavar="FILE.json")
     opts = parser.parse_args(args)
     out.write(report.render(results.read(opts.json)))
+    return EXIT_MET
+
+
+def cmd_readme(args: list[str], out: TextIO, err: TextIO) -> int:
+    from . import readme, results
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench readme",
+        description="Rewrite the block between <!-- bench:begin --> and <!-- bench:end --> in README.md"
+        " from a saved run.",
+    )
+    parser.add_argument("json", metavar="FILE.json")
+    parser.add_argument(
+        "--readme", default=os.path.join(readme.REPO, "README.md"), help="default: the repo's README.md"
+    )
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the block differs")
+    opts = parser.parse_args(args)
+    data = results.read(opts.json)
+    name = readme.repo_path(opts.json)
+    with open(opts.readme) as f:
+        text = f.read()
+    new = readme.rewrite(text, readme.block(data, name))
+    if opts.check:
+        if new != text:
+            print(f"bench: {opts.readme}: the Performance block differs from what {name} gives", file=err)
+            return EXIT_FAILED
+        return EXIT_MET
+    if not os.path.exists(os.path.join(readme.REPO, readme.text_report(name))):
+        print(f"bench: note: {readme.text_report(name)} (named in the block) does not exist", file=err)
+    if new != text:
+        with open(opts.readme, "w") as f:
+            f.write(new)
+        print(f"{opts.readme}: Performance block rewritten from {name}", file=out)
+    else:
+        print(f"{opts.readme}: Performance block already matches {name}", file=out)
     return EXIT_MET
 
 
