@@ -256,7 +256,9 @@ def _run_with_stdin(plugin: str, env: dict[str, str], setup: str) -> tuple[int, 
     return proc.returncode, proc.stdout.decode(errors="replace")
 
 
-def test_a_directory_on_stdin_fails_the_call_in_both_modes(shim: str, direct: str, own_daemon: Daemon, box: Box) -> None:
+def test_a_directory_on_stdin_fails_the_call_in_both_modes(
+    shim: str, direct: str, own_daemon: Daemon, box: Box
+) -> None:
     """Finding 7, the part that stays: with a directory on fd 0 the Python interpreter stops
     before any of the plugin's code runs ("<stdin> is a directory, cannot continue"), so the
     direct launcher prints no error object; the shim answers 5. Either way the runtime sees a
@@ -474,7 +476,8 @@ def test_a_failed_add_does_not_undo_a_concurrent_attachments_committed_add(
         stdout, _ = failing.communicate(timeout=60)
         other_out = other.communicate(timeout=60) if other is not None else ("", "")
     assert json.loads(stdout)["code"] == 102
-    assert other is not None and other.returncode == 0, other_out
+    assert other is not None
+    assert other.returncode == 0, other_out
     netlab.settle(first.ns, "net1")
     assert not netlab.link_locals(first.ns, "net1"), "the second attachment's ADD committed after it"
     assert netlab.addresses(first.ns, "net1") == set(second.addrs)
