@@ -136,8 +136,10 @@ class Rtnl:
         self.sock.send(msg.data)
         return self.seq
 
-    def _replies(self, seq: int, cls: Any) -> Iterator[Any]:
-        """Decoded replies to request `seq`, up to its ack or NLMSG_DONE."""
+    def _replies(self, seq: int, cls: Any, keep: Callable[[bytes, int], bool] | None = None) -> Iterator[Any]:
+        """Decoded replies to request `seq`, up to its ack or NLMSG_DONE; with `keep`, only the
+        messages it accepts (given the buffer and the message's offset: decoding is most of a
+        dump's cost, and most routes of a netns are the kernel's own)."""
         interrupted = False
         while True:
             data, _, msg_flags, _ = self.sock.recvmsg(_RECV_SIZE)
@@ -162,6 +164,8 @@ class Rtnl:
                     if interrupted:
                         raise DumpInterrupted
                     return
+                if keep is not None and not keep(data, here):
+                    continue
                 msg = cls(data, offset=here)
                 msg.decode()
                 yield msg
@@ -176,8 +180,11 @@ class Rtnl:
             if not ok or getattr(exc, "code", None) != ok:
                 raise
 
-    def dump(self, cls: Any, msg_type: int, **fields: int) -> list[Any]:
-        """Everything the kernel lists for `msg_type`; an interrupted dump is retried."""
+    def dump(
+        self, cls: Any, msg_type: int, keep: Callable[[bytes, int], bool] | None = None, **fields: int
+    ) -> list[Any]:
+        """Everything the kernel lists for `msg_type` (that `keep` accepts, see _replies); an
+        interrupted dump is retried."""
         for _ in range(DUMP_TRIES):
             msg = cls()
             msg["family"] = socket.AF_UNSPEC  # pyroute2 defaults some classes to AF_INET
@@ -185,7 +192,7 @@ class Rtnl:
                 msg[name] = value
             seq = self._send(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
             try:
-                return list(self._replies(seq, cls))
+                return list(self._replies(seq, cls, keep))
             except DumpInterrupted:
                 continue
             except self.rt.NetlinkError as exc:
