@@ -19,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from .modes import Install
     from .results import AddedOp, AddedRow, BurstRow, ChainRow, RatioRow, SpawnRow
     from .scenarios import Chain
     from .spawn import Sample
@@ -33,11 +34,31 @@ SLOW = 0.040  # an ADD this much above its row's median counts as slow
 class Cnitool:
     """Our libcni client run from the host netns, with each chain's CNI_PATH."""
 
-    def __init__(self, world: World, cnitool: str, plugins_dir: str, bin_dirs: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        world: World,
+        cnitool: str,
+        plugins_dir: str,
+        bin_dirs: Mapping[str, str],
+        installs: Mapping[str, Install] | None = None,
+    ) -> None:
         self.world = world
         self.cnitool = cnitool
         self.plugins_dir = plugins_dir
         self.bin_dirs = bin_dirs  # install mode -> the bin dir its setup returned
+        self.installs = installs or {}  # install mode -> its hooks (server_cpu)
+
+    def with_server(self, install: str | None, run: Callable[[], Sample]) -> Sample:
+        """`run()`'s sample, its CPU plus what the install's resident processes (the daemon)
+        spent meanwhile: they are not descendants of the measured command."""
+        mode = self.installs.get(install) if install else None
+        before = None if mode is None else mode.server_cpu()
+        sample = run()
+        if mode is not None and before is not None:
+            after = mode.server_cpu()
+            if after is not None:
+                sample.cpu += after - before
+        return sample
 
     def cni_path(self, install: str | None) -> str:
         """The install's bin dir first, then the world's (the no-op), then Debian's plugins."""
@@ -59,7 +80,8 @@ class Cnitool:
         return [self.world.ip, "netns", "exec", self.world.host, self.cnitool, command, f"bench-{chain.id}", netns]
 
     def measure(self, command: str, chain: Chain, container: str) -> Sample:
-        return self.world.spawner.measure(self.argv(command, chain, container), self.env(chain))
+        argv, env = self.argv(command, chain, container), self.env(chain)
+        return self.with_server(chain.install, lambda: self.world.spawner.measure(argv, env))
 
 
 def write_conflists(world: World, chains: Sequence[Chain]) -> None:

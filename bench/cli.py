@@ -1,7 +1,7 @@
 """The edge: arguments, root and prerequisite checks, signals, what goes to stdout and stderr,
 and the exit status. The only module that prints (besides a failed teardown in run.cleanup).
 
-    python -m bench [--quick] [--cycles N] [--burst N] [--import-runs N] [--json FILE]
+    python -m bench [--quick] [--cycles N] [--burst N] [--import-runs N] [--daemon-cycles N] [--json FILE]
     python -m bench report FILE.json             the text report of a saved run, again
     python -m bench readme FILE.json [--check]   README's Performance block from a saved run
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .results import Results
 
 EXIT_MET, EXIT_FAILED, EXIT_MISSED, EXIT_INTERRUPTED = 0, 1, 3, 130
-DESCRIPTION = "What cni-sysctl costs a container start, measured through the real libcni (issue 4)."
+DESCRIPTION = "What cni-sysctl costs a container start, measured through the real libcni (issues 4, 10)."
 EPILOG = """\
 other commands:
   python -m bench report FILE.json             print the text report of a saved run
@@ -50,10 +50,20 @@ def run_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--cycles", type=int, default=None, help="cycles and direct reps (default 30; --quick: 5)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 5 cycles, bursts of 10, 3 importtime runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 5 cycles, bursts of 10, 3 importtime runs, 100 daemon memory cycles",
+    )
     parser.add_argument("--burst", type=int, default=None, help="concurrent ADDs per burst (default 50; --quick: 10)")
     parser.add_argument(
         "--import-runs", type=int, default=None, help="importtime runs per command (default 5; --quick: 3)"
+    )
+    parser.add_argument(
+        "--daemon-cycles",
+        type=int,
+        default=None,
+        help="ADD/DEL cycles of the daemon memory section (default 1000; --quick: 100)",
     )
     parser.add_argument(
         "--json", metavar="FILE", help="also write every figure to FILE (results.py describes the schema)"
@@ -126,6 +136,7 @@ def cmd_run(args: list[str], out: TextIO, err: TextIO) -> int:
     cycles = opts.cycles or (5 if opts.quick else 30)
     burst = opts.burst or (10 if opts.quick else 50)
     import_runs = opts.import_runs or (3 if opts.quick else 5)
+    daemon_cycles = opts.daemon_cycles or (100 if opts.quick else 1000)
 
     def progress(msg: str) -> None:
         print(f"bench: {msg}", file=err, flush=True)
@@ -152,7 +163,7 @@ def cmd_run(args: list[str], out: TextIO, err: TextIO) -> int:
 
     command = shlex.join(["python", "-m", "bench", *args])
     signal.signal(signal.SIGTERM, _terminate)
-    bench = BenchRun(Options(cycles, burst, import_runs, opts.quick, command), progress)
+    bench = BenchRun(Options(cycles, burst, import_runs, opts.quick, command, daemon_cycles), progress)
     try:
         bench.setup()
         data = bench.measure(show)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 
+from cni_sysctl import params
+
 from . import scenarios, stats
 from .errors import BenchError
 from .world import SYSTEM_PATH
@@ -95,14 +97,19 @@ class DirectRun:
             "CNI_PATH": self.cnitool.cni_path(row.install),
         }
 
+    def measure(self, row: Direct, env: dict[str, str]) -> Sample:
+        """One invocation under the probe; in daemon mode its CPU includes the daemon's."""
+        invocation = self.invocations[row.name]
+        spawner = self.world.spawner
+        return self.cnitool.with_server(row.install, lambda: spawner.measure([invocation.exe], env, invocation.stdin))
+
     def run(self, reps: int, broken: dict[str, str], notes: list[str]) -> dict[str, list[Sample | None]]:
         """A checked warm-up run of each, then `reps` interleaved rounds."""
-        spawner = self.world.spawner
         with self.world.inside(self.world.host):
             for row in self.rows:
                 invocation = self.invocations[row.name]
                 env = self.env(row)
-                sample = spawner.measure([invocation.exe], env, invocation.stdin)
+                sample = self.measure(row, env)
                 if not sample.ok and row.command == "VERSION":
                     notes.append(
                         f"{row.name} FAILS with the environment libcni's GetVersionInfo gives a plugin "
@@ -110,16 +117,16 @@ class DirectRun:
                         "measured with CNI_COMMAND=VERSION alone instead"
                     )
                     env = self.env(row, libcni_version_env=False)
-                    sample = spawner.measure([invocation.exe], env, invocation.stdin)
+                    sample = self.measure(row, env)
                 if not sample.ok:
                     broken[row.name] = sample.why()
                 invocation.env = env
             names = [row.name for row in self.rows if row.name not in broken]
+            by_name = {row.name: row for row in self.rows}
             samples: dict[str, list[Sample | None]] = {row.name: [] for row in self.rows}
             for rep in range(reps):
                 for name in scenarios.cycle_order(names, rep):
-                    invocation = self.invocations[name]
-                    sample = spawner.measure([invocation.exe], invocation.env, invocation.stdin)
+                    sample = self.measure(by_name[name], self.invocations[name].env)
                     samples[name].append(sample if sample.ok else None)
                     if not sample.ok:
                         notes.append(f"direct {name} rep {rep}: {sample.why()}")
@@ -136,6 +143,8 @@ def key_cost_keys(world: World, container: str) -> list[str]:
                 path = os.path.join(directory, param)
                 if param in scenarios.KEY_COST_SKIP or os.stat(path).st_mode & 0o600 != 0o600:
                     continue
+                if params.side_effect(("net", family, table, scenarios.IFNAME, param)):
+                    continue  # the plugin snapshots the link for it (force_forwarding, Linux 6.17+)
                 try:
                     with open(path) as f:
                         value = f.read().strip()

@@ -2,7 +2,7 @@
 
 `interpreter start-up` is what `python -IS -c pass` imports; for each command, `total` sums the
 cumulative time of the top-level imports made after start-up (the import cost of the plugin),
-`modules` counts them, and `heavy` says which of pyroute2, yaml, netaddr were loaded.
+`modules` counts them, and `heavy` says which of pyroute2 and yaml were loaded.
 """
 
 from __future__ import annotations

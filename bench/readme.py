@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .results import Results
+    from .results import AddedRow, BurstRow, DirectRow, Results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench:begin -->"
@@ -34,6 +34,8 @@ README_LABELS = {
     "c": "+ cni-sysctl, 3 sysctls, no bounce",
     "d": "+ cni-sysctl, with a link bounce (`addr_gen_mode`)",
     "e": "+ a no-op Python plugin (`-IS`, decodes and prints)",
+    "g": "+ cni-sysctl in daemon mode, 3 sysctls, no bounce",
+    "h": "+ cni-sysctl in daemon mode, with a link bounce",
 }
 
 
@@ -123,6 +125,51 @@ def _series(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
+def _daemon_line(
+    results: Results,
+    added: dict[str, AddedRow],
+    ratios: dict[tuple[str, str], float | None],
+    direct: dict[str, DirectRow],
+    bursts: dict[str, BurstRow],
+) -> str:
+    """The daemon-mode bullet (issue 10), for runs that measured it."""
+
+    def wall(name: str) -> str:
+        row = direct.get(name)
+        return "n/a" if row is None or row["not_measured"] else _num(row["wall"]["p50_ms"], 2, " ms")
+
+    def cpu(name: str) -> str:
+        row = direct.get(name)
+        return "n/a" if row is None or row["not_measured"] else _num(row["cpu_p50_ms"], 2, " ms")
+
+    size = results["header"]["method"]["burst"]
+    g, a = bursts.get("g"), bursts.get("a")
+    burst = "not measured"
+    if g is not None and a is not None and not g["not_measured"]:
+        burst = (
+            f"{g['add']['ok']}/{size} succeed, p50 {_num(g['add']['p50_ms'], 0, ' ms')} against"
+            f" {_num(a['add']['p50_ms'], 0, ' ms')} for bridge alone, p99/p50 = {_x(g['add']['p99_over_p50'])}"
+        )
+    memory = results.get("daemon_memory")
+    grew = "not measured"
+    if memory is not None and memory["pss_growth_mb"] is not None and memory["last"] is not None:
+        grew = (
+            f"its memory (PSS of the parent and its workers) grew {memory['pss_growth_mb']:+.2f} MB between"
+            f" the first 10 and {memory['last']['cycles']} ADD/DEL cycles"
+        )
+    return _fill(
+        f"Daemon mode (the Go shim forwarding to `cni-sysctl daemon`, issue 10): a no-bounce ADD adds"
+        f" {_num(added['g']['add']['paired_ms'], 1, ' ms')}, {_x(ratios.get(('g', 'b')))} what tuning adds"
+        f" (target <= {_factor(results, 'added ADD (g)')}), a bounce ADD"
+        f" {_num(added['h']['add']['paired_ms'], 1, ' ms') if 'h' in added else 'n/a'},"
+        f" {_x(ratios.get(('h', 'b')))} (target <= {_factor(results, 'added ADD (h)')}). Run directly: ADD CPU"
+        f" (shim and daemon) {cpu('daemon ADD, 3 keys, no bounce')} against tuning's"
+        f" {cpu('tuning ADD, 3 sysctls')}; DEL {wall('daemon DEL')} against {wall('tuning DEL')}, VERSION"
+        f" {wall('daemon VERSION')} against {wall('tuning VERSION')}. {size} concurrent ADDs: {burst}; {grew}.",
+        bullet=True,
+    )
+
+
 def block(results: Results, json_name: str) -> str:
     """Everything between the markers, from `results` (read from `json_name`, repo-relative)."""
     h = results["header"]
@@ -182,7 +229,9 @@ def block(results: Results, json_name: str) -> str:
             + "."
         )
     else:
-        verdict = f"All {len(results['targets'])} targets of issue 4 met."
+        issues = sorted({t["issue"].lstrip("#") for t in results["targets"]}, key=lambda i: (len(i), i))
+        which = f"issue{'s' if len(issues) > 1 else ''} {_series(issues)}"
+        verdict = f"All {len(results['targets'])} targets of {which} met."
     out.append(
         _fill(
             f"No-bounce ADD adds {_x(ratios.get(('c', 'e')))} what the no-op Python plugin adds"
@@ -198,6 +247,8 @@ def block(results: Results, json_name: str) -> str:
             bullet=True,
         )
     )
+    if "g" in added:
+        out.append(_daemon_line(results, added, ratios, direct, bursts))
     bare = spawns.get("fS")
     bare_ms = "n/a" if bare is None or bare["p50_ms"] is None else f"~{bare['p50_ms']:.0f} ms"
     out.append(
@@ -210,9 +261,7 @@ def block(results: Results, json_name: str) -> str:
     )
     light = ("sysctl VERSION", "sysctl DEL", "sysctl ADD, 3 keys, no bounce")
     heavy = sorted({m for name in light if name in imports for m in imports[name]["heavy"]})
-    loaded = (
-        "no pyroute2, PyYAML or netaddr on those paths" if not heavy else f"yet {_series(heavy)} loaded on those paths"
-    )
+    loaded = "no pyroute2 or PyYAML on those paths" if not heavy else f"yet {_series(heavy)} loaded on those paths"
     out.append(
         _fill(
             "How: the launcher runs `python -IS` with explicit import roots (no site, no entry-point"

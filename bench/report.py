@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from .results import Results
 
-TITLE = "cni-sysctl benchmark (python -m bench, issue 4)"
+TITLE = "cni-sysctl benchmark (python -m bench)"
 MAX_NOTES = 20
 
 
@@ -181,7 +181,7 @@ def imports(results: Results) -> list[str]:
         total = "n/a" if row["total_ms"] is None else f"{row['total_ms']:7.2f}"
         lines.append(
             f"   {row['name']:<34}{total} total, {row['modules']} modules;"
-            f" pyroute2/yaml/netaddr: {', '.join(row['heavy']) or 'none'}"
+            f" pyroute2/yaml: {', '.join(row['heavy']) or 'none'}"
         )
         lines.append(f"   {'':<34}top: " + ", ".join(f"{t['module']} {ms(t['ms'], 0, 2)}" for t in row["top"]))
         lines.append(
@@ -195,8 +195,38 @@ def imports(results: Results) -> list[str]:
     return lines
 
 
+def daemon_memory(results: Results) -> list[str]:
+    data = results.get("daemon_memory")
+    if data is None:  # a run from before daemon mode
+        return []
+    lines = [
+        f"6. Daemon memory: {data['cycles']} ADD/DEL cycles through the shim into one netns (ADDs alternately",
+        "   without and with a bounce), the daemon's processes read once idle (MiB; PSS divides shared",
+        "   pages among the processes sharing them)",
+    ]
+    if data["not_measured"]:
+        return [*lines, f"   NOT MEASURED: {data['not_measured']}", ""]
+    lines.append(f"   {'after':<22}{'parent RSS':>11}{'workers':>9}{'RSS, all':>10}{'PSS, all':>10}")
+    for at in (data["first"], data["last"]):
+        if at is None:
+            continue
+        lines.append(
+            f"   {str(at['cycles']) + ' cycles':<22}{mb(at['parent_rss_mb'], 11)}{at['workers']:>9}"
+            f"{mb(at['tree_rss_mb'], 10)}{mb(at['tree_pss_mb'], 10)}"
+        )
+    pss, parent = data["pss_growth_mb"], data["parent_rss_growth_mb"]
+    lines.append(
+        f"   growth: PSS {'n/a' if pss is None else f'{pss:+.2f}'} MB, parent RSS"
+        f" {'n/a' if parent is None else f'{parent:+.2f}'} MB; {data['failed']} call(s) failed"
+    )
+    lines.append("")
+    return lines
+
+
 def targets(results: Results) -> list[str]:
-    lines = ["6. Targets (issue 4)"]
+    number = 7 if "daemon_memory" in results else 6
+    issues = sorted({t["issue"].lstrip("#") for t in results["targets"]}, key=lambda i: (len(i), i))
+    lines = [f"{number}. Targets (issue{'s' if len(issues) > 1 else ''} {', '.join(issues)})"]
     for target in results["targets"]:
         lines.append(f"   {target['verdict']:<13}{target['name']:<48}{target['detail']}")
     lines.append("")
@@ -233,6 +263,7 @@ SECTIONS: tuple[tuple[str, Callable[[Results], list[str]]], ...] = (
     ("direct", direct),
     ("bursts", bursts),
     ("imports", imports),
+    ("daemon_memory", daemon_memory),
     ("targets", targets),
 )
 

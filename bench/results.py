@@ -17,6 +17,8 @@ A row that could not be measured carries the reason in `not_measured`.
      "bursts":  section 4, per chain: add ok p50 p99 max p99/p50, del ok p50 p99,
      "imports": section 5, start-up and per command: total, modules, heavy, top, pulled,
      "targets": section 6, per target: measured figure, value, limit, met, verdict, issue,
+     "daemon_memory": section 7 (absent in runs before daemon mode): the daemon's memory after
+                the first 10 and after all of its ADD/DEL cycles, and the growth,
      "background": per section, the CPU time other work used meanwhile (how disturbed it was),
      "notes":   what failed along the way}
 """
@@ -248,7 +250,33 @@ class Background(TypedDict):
     steal_s: float  # taken by the hypervisor for other guests
 
 
-class Results(TypedDict):
+class DaemonMemoryAt(TypedDict):
+    """The daemon's processes after `cycles` ADD/DEL cycles (MiB; modes.Memory)."""
+
+    cycles: int
+    parent_rss_mb: float
+    workers: int
+    tree_rss_mb: float
+    tree_pss_mb: float
+
+
+class DaemonMemory(TypedDict):
+    cycles: int  # ADD+DEL cycles run against the daemon in this section
+    not_measured: str | None
+    failed: int  # calls that did not exit 0
+    first: DaemonMemoryAt | None  # after the first 10 cycles
+    last: DaemonMemoryAt | None  # after all of them
+    pss_growth_mb: float | None  # last - first, PSS of the parent and its workers
+    parent_rss_growth_mb: float | None
+
+
+class _Later(TypedDict, total=False):
+    """Sections that runs from before them lack."""
+
+    daemon_memory: DaemonMemory  # section 6, since daemon mode (issue 10)
+
+
+class Results(_Later):
     schema: str
     header: Header
     chains: list[ChainRow]
@@ -285,7 +313,7 @@ def loads(text: str, source: str = "results") -> Results:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise BenchError(f"{source}: not a {SCHEMA} document (schema: {found!r})")
-    missing = [key for key in Results.__annotations__ if key not in doc]
+    missing = [key for key in Results.__annotations__ if key in Results.__required_keys__ and key not in doc]
     if missing:
         raise BenchError(f"{source}: missing {', '.join(missing)}")
     results: Results = doc  # type: ignore[assignment]  # checked above: the schema and every section

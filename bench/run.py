@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import chains, direct, importtime, machine, scenarios, stats, targets
+from . import chains, daemonmem, direct, importtime, machine, scenarios, stats, targets
 from .errors import BenchError
 from .modes import INSTALLS
 from .results import SCHEMA
@@ -25,13 +25,17 @@ if TYPE_CHECKING:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CNITOOL = os.path.join(REPO, ".build", "cnitool")
 DEBIAN_PLUGINS = "/usr/lib/cni"
-PREREQUISITES = (CNITOOL, *(os.path.join(DEBIAN_PLUGINS, p) for p in ("bridge", "host-local", "tuning")))
+SHIM = os.path.join(REPO, ".build", "cni-sysctl-shim")  # daemon mode's (shim/build.sh)
+PREREQUISITES = (CNITOOL, SHIM, *(os.path.join(DEBIAN_PLUGINS, p) for p in ("bridge", "host-local", "tuning")))
 
 
 class Options:
-    __slots__ = ("burst", "command", "cycles", "import_runs", "quick")
+    __slots__ = ("burst", "command", "cycles", "daemon_cycles", "import_runs", "quick")
 
-    def __init__(self, cycles: int, burst: int, import_runs: int, quick: bool, command: str) -> None:
+    def __init__(
+        self, cycles: int, burst: int, import_runs: int, quick: bool, command: str, daemon_cycles: int = 1000
+    ) -> None:
+        self.daemon_cycles = daemon_cycles
         self.cycles = cycles
         self.burst = burst
         self.import_runs = import_runs
@@ -144,7 +148,7 @@ class BenchRun:
         }
         show(results, "header")
 
-        cnitool = chains.Cnitool(world, CNITOOL, DEBIAN_PLUGINS, self.bin_dirs)
+        cnitool = chains.Cnitool(world, CNITOOL, DEBIAN_PLUGINS, self.bin_dirs, self.installs)
         clock = machine.CpuClock()
         self.progress("warm-up")
         chains.warm_up(cnitool, scenarios.CHAINS, self.broken)
@@ -186,7 +190,14 @@ class BenchRun:
         results["imports"] = importtime.run(run, self.interpreter, scenarios.IMPORTTIME, o.import_runs, self.broken)
         show(results, "imports")
 
-        results["background"].append(machine.CpuClock().since(clock, "5"))
+        clock = self._lap(results, clock, "5")
+
+        self.progress("daemon memory")
+        results["daemon_memory"] = daemonmem.run(
+            run, self.installs.get("daemon"), o.daemon_cycles, self.broken, self.notes, self.progress
+        )
+        results["background"].append(machine.CpuClock().since(clock, "6"))
+        show(results, "daemon_memory")
         results["targets"] = targets.evaluate(results)
         show(results, "targets")
         return results

@@ -10,6 +10,8 @@ with `install="daemon"` (and a target entry in targets.py if it has a target).
   (d) (a) + cni-sysctl, the same three keys + ipv6.conf.addr_gen_mode=1, linkBounce auto (bounce)
   (e) (a) + a no-op Python plugin run like cni-sysctl (same interpreter, -IS)
   (f) a bare `python -I -c pass` spawn (no cnitool)
+  (g) (c) in daemon mode: the static shim forwarding to `cni-sysctl daemon`
+  (h) (d) in daemon mode
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ THREE_WRITTEN = {
 BOUNCE_WRITTEN = {**THREE_WRITTEN, ("net", "ipv6", "conf", IFNAME, "addr_gen_mode"): "1"}
 
 # Per-interface sysctls the per-key measurement never picks: writing them, even with the value
-# already there, does more than store a number (or they cannot be read back).
+# already there, does more than store a number (or they cannot be read back). direct.py also
+# skips every key cni_sysctl.params lists as having side effects on addresses and routes.
 KEY_COST_SKIP = frozenset(("disable_ipv6", "forwarding", "mtu", "stable_secret", "addr_gen_mode"))
 KEY_COST_TABLES = (("ipv4", "conf"), ("ipv4", "neigh"), ("ipv6", "neigh"), ("ipv6", "conf"))
 
@@ -101,6 +104,23 @@ CHAINS: tuple[Chain, ...] = (
         burst=True,
     ),
     Chain("e", "(a) + no-op Python plugin (-IS)", {"type": NOOP}),
+    Chain(
+        "g",
+        "(c) in daemon mode (shim + daemon)",
+        {"type": "cni-sysctl", "sysctl": list(SHORT_SYSCTLS), "linkBounce": "never"},
+        install="daemon",
+        written=THREE_WRITTEN,
+        burst=True,
+    ),
+    Chain(
+        "h",
+        "(d) in daemon mode (shim + daemon)",
+        {"type": "cni-sysctl", "sysctl": list(BOUNCE_SYSCTLS), "linkBounce": "auto"},
+        install="daemon",
+        written=BOUNCE_WRITTEN,
+        bounced=True,
+        burst=True,
+    ),
 )
 BASELINE = "a"  # "added latency" is over this chain
 
@@ -127,6 +147,10 @@ CHAIN_RATIOS = (
     ("c", "e", "cni-sysctl without bounce vs the no-op Python plugin"),
     ("d", "e", "cni-sysctl with bounce vs the no-op Python plugin"),
     ("d", "c", "the bounce: with vs without"),
+    ("g", "b", "daemon mode without bounce vs tuning"),
+    ("h", "b", "daemon mode with bounce vs tuning"),
+    ("g", "c", "daemon mode vs direct, without bounce"),
+    ("h", "d", "daemon mode vs direct, with bounce"),
 )
 
 
@@ -159,6 +183,13 @@ DIRECT: tuple[Direct, ...] = (
     Direct("no-op VERSION", NOOP, "VERSION", None),
     Direct("sysctl ADD, 1 key, never", "cni-sysctl", "ADD", {"linkBounce": "never"}, "launcher", key_cost=1),
     Direct("sysctl ADD, 100 keys, never", "cni-sysctl", "ADD", {"linkBounce": "never"}, "launcher", key_cost=100),
+    Direct("daemon ADD, 3 keys, no bounce", "cni-sysctl", "ADD", _sysctl(SHORT_SYSCTLS, "never"), "daemon"),
+    Direct("daemon ADD, 4 keys, bounce", "cni-sysctl", "ADD", _sysctl(BOUNCE_SYSCTLS), "daemon"),
+    Direct("daemon DEL", "cni-sysctl", "DEL", _sysctl(SHORT_SYSCTLS, "never"), "daemon"),
+    Direct("daemon VERSION", "cni-sysctl", "VERSION", None, "daemon"),
+    Direct("tuning ADD, 3 sysctls", "tuning", "ADD", {"sysctl": TUNING_SYSCTLS}),
+    Direct("tuning DEL", "tuning", "DEL", {"sysctl": TUNING_SYSCTLS}),
+    Direct("tuning VERSION", "tuning", "VERSION", None),
 )
 # (cni-sysctl, no-op) pairs compared in section 3.
 DIRECT_RATIOS = (
@@ -166,6 +197,10 @@ DIRECT_RATIOS = (
     ("sysctl VERSION", "no-op VERSION"),
     ("sysctl ADD, 3 keys, no bounce", "no-op ADD"),
     ("sysctl ADD, 4 keys, bounce", "no-op ADD"),
+    ("daemon ADD, 3 keys, no bounce", "tuning ADD, 3 sysctls"),
+    ("daemon ADD, 4 keys, bounce", "tuning ADD, 3 sysctls"),
+    ("daemon DEL", "tuning DEL"),
+    ("daemon VERSION", "tuning VERSION"),
 )
 PER_KEY = ("sysctl ADD, 100 keys, never", "sysctl ADD, 1 key, never")  # cost per key = (t100 - t1) / 99
 # The direct invocations rerun with -X importtime (Python executables only), in this order.
@@ -176,7 +211,7 @@ IMPORTTIME = (
     "sysctl ADD, 4 keys, bounce",
     "no-op ADD",
 )
-HEAVY_IMPORTS = frozenset(("pyroute2", "yaml", "netaddr"))  # none of them on VERSION, DEL, no-bounce ADD
+HEAVY_IMPORTS = frozenset(("pyroute2", "yaml"))  # neither on VERSION, DEL, no-bounce ADD
 
 
 def subnets(index: int) -> tuple[str, str]:

@@ -146,6 +146,27 @@ class Spawner:
             return probe  # the probe itself failed: its exit code and stderr say why
         return Sample(float(wall), int(rc), int(maxrss_kb), float(cpu), probe.stdout, probe.stderr)
 
+    def stop(self, job: Job, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Signal a long-running child (a server a setup started) and reap it; SIGKILL to its
+        group if it lingers. Its exit code, None if it was already gone."""
+        if job.pid not in self.live:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, sig)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(job.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(job.pid, signal.SIGKILL)
+                _, status = os.waitpid(job.pid, 0)
+                break
+            time.sleep(0.02)
+        self.live.discard(job.pid)
+        return os.waitstatus_to_exitcode(status)
+
     def kill_all(self) -> None:
         """End the children still running and everything they started, and reap them.
 

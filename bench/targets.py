@@ -125,6 +125,105 @@ TARGETS: tuple[Target, ...] = (
         "ms4",
         "{value} ms per key",
     ),
+    Target(
+        "daemon no-bounce ADD added latency <= 1.0 x tuning's",
+        "#10",
+        "section 2, (g)-(a) vs 1.0 x ((b)-(a))",
+        "added ADD (g)",
+        "<=",
+        1.0,
+        "added ADD (b)",
+        "ms1",
+        "(g)-(a) {value} ms vs {factor} x {base} = {limit} ms ({ratio} of tuning)",
+    ),
+    Target(
+        "daemon bounce ADD added latency <= 2 x tuning's",
+        "#10",
+        "section 2, (h)-(a) vs 2 x ((b)-(a))",
+        "added ADD (h)",
+        "<=",
+        2.0,
+        "added ADD (b)",
+        "ms1",
+        "(h)-(a) {value} ms vs {factor} x {base} = {limit} ms ({ratio} of tuning)",
+    ),
+    Target(
+        "daemon ADD CPU (shim + daemon) <= 2 x tuning's",
+        "#10",
+        "section 3, CPU p50, daemon ADD (no bounce) vs tuning ADD",
+        "direct CPU daemon ADD, 3 keys, no bounce",
+        "<=",
+        2.0,
+        "direct CPU tuning ADD, 3 sysctls",
+        "ms2",
+        "{value} ms vs {factor} x {base} = {limit} ms ({ratio})",
+    ),
+    Target(
+        "daemon DEL <= tuning's (direct, wall p50)",
+        "#10",
+        "section 3, wall p50, daemon DEL vs tuning DEL",
+        "direct daemon DEL",
+        "<=",
+        1.0,
+        "direct tuning DEL",
+        "ms2",
+        "{value} ms vs {base} ms ({ratio})",
+    ),
+    Target(
+        "daemon VERSION <= tuning's (direct, wall p50)",
+        "#10",
+        "section 3, wall p50, daemon VERSION vs tuning VERSION",
+        "direct daemon VERSION",
+        "<=",
+        1.0,
+        "direct tuning VERSION",
+        "ms2",
+        "{value} ms vs {base} ms ({ratio})",
+    ),
+    Target(
+        "{burst} concurrent ADDs (g): all succeed",
+        "#10",
+        "section 4, chain (g)",
+        "burst (g) ok",
+        ">=",
+        1.0,
+        "burst size",
+        "count",
+        "{value}/{limit}",
+    ),
+    Target(
+        "{burst} concurrent ADDs (g): p50 <= 1.2 x (a)'s",
+        "#10",
+        "section 4, p50 of chain (g) vs chain (a)",
+        "burst (g) p50",
+        "<=",
+        1.2,
+        "burst (a) p50",
+        "ms1",
+        "{value} ms vs {factor} x {base} = {limit} ms ({ratio})",
+    ),
+    Target(
+        "{burst} concurrent ADDs (g): p99 <= 3 x p50",
+        "#10",
+        "section 4, chain (g)",
+        "burst (g) p99/p50",
+        "<=",
+        3.0,
+        None,
+        "ratio",
+        "p99/p50 = {value}",
+    ),
+    Target(
+        "daemon memory: growth over its calls <= 5 MB",
+        "#10",
+        "section 6, PSS of the daemon and its workers, after all cycles vs after the first 10",
+        "daemon PSS growth",
+        "<=",
+        5.0,
+        None,
+        "mb",
+        "{value} MB (PSS, parent + workers)",
+    ),
 )
 
 
@@ -135,11 +234,15 @@ def figures(results: Results) -> dict[str, float | None]:
         found[f"added ADD ({added['id']})"] = added["add"]["paired_ms"]
     for direct in results["direct"]:
         found[f"direct {direct['name']}"] = None if direct["not_measured"] else direct["wall"]["p50_ms"]
+        found[f"direct CPU {direct['name']}"] = None if direct["not_measured"] else direct["cpu_p50_ms"]
     for burst in results["bursts"]:
         measured = burst["not_measured"] is None
         found[f"burst ({burst['id']}) ok"] = float(burst["add"]["ok"]) if measured else None
         found[f"burst ({burst['id']}) p99/p50"] = burst["add"]["p99_over_p50"] if measured else None
+        found[f"burst ({burst['id']}) p50"] = burst["add"]["p50_ms"] if measured else None
     found["per key wall"] = results["per_key"]["wall_ms"]
+    memory = results.get("daemon_memory")
+    found["daemon PSS growth"] = None if memory is None else memory["pss_growth_mb"]
     return found
 
 
@@ -150,6 +253,8 @@ def fmt(value: float | None, unit: str) -> str:
         return str(int(value))
     if unit == "ratio":
         return f"{value:.2f}x"
+    if unit == "mb":
+        return f"{value:.2f}"
     digits = int(unit[2:]) if unit.startswith("ms") and unit[2:].isdigit() else 1
     return f"{value:.{digits}f}"
 
@@ -169,6 +274,8 @@ def evaluate(results: Results) -> list[TargetRow]:
     burst = results["header"]["method"]["burst"]
     rows: list[TargetRow] = []
     for target in TARGETS:
+        if target.issue == "#10" and "daemon_memory" not in results:
+            continue  # a run from before daemon mode: it had none of these rows
         value = found.get(target.measured)
         base = found.get(target.base) if target.base else 1.0
         limit = None if base is None else round(target.factor * base, 6)

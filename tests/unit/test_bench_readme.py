@@ -43,9 +43,9 @@ libcni `cnitool`, 30 interleaved cycles, medians:
   here).
 - How: the launcher runs `python -IS` with explicit import roots (no site, no entry-point scan);
   each command imports only what it uses (`python -X importtime`: VERSION 9.1 ms of imports, DEL
-  10.3, no-bounce ADD 12.0, against 9.2 for the no-op's `json`); no pyroute2, PyYAML or netaddr
-  on those paths; `setns` through the `_ctypes` C module instead of the ctypes package (Python
-  3.11 has no `os.setns`); link state by ioctl through `_socket`.
+  10.3, no-bounce ADD 12.0, against 9.2 for the no-op's `json`); no pyroute2 or PyYAML on those
+  paths; `setns` through the `_ctypes` C module instead of the ctypes package (Python 3.11 has
+  no `os.setns`); link state by ioctl through `_socket`.
 """
 
 README_TEXT = f"""\
