@@ -22,9 +22,10 @@ on stderr and never fails the call.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from .jsonio import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class CallLog:
         code = 0
         if rc != 0:
             try:
-                code = int(json.loads(stdout).get("code", 999))
+                code = int(loads(stdout).get("code", 999))  # type: ignore[attr-defined]
             except (ValueError, AttributeError, TypeError):
                 code = 999
         plan = self.plan
@@ -96,7 +97,7 @@ class CallLog:
         record = self.record(environ, rc, stdout)
         if notes is not None:
             record["notes"] = notes
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
+        return dumps(record) + "\n"  # ASCII
 
     def to_file(
         self,
@@ -133,6 +134,6 @@ def log_event(fd: int, record: dict[str, object]) -> None:
     """One line of the daemon's own events (listening, draining, a refused peer...) on `fd`."""
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
     try:  # noqa: SIM105 - contextlib would cost every call an import; a lost line fails nothing
-        os.write(fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        os.write(fd, (dumps(record) + "\n").encode())
     except OSError:
         pass

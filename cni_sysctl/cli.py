@@ -42,9 +42,9 @@ Operator commands:
 
 
 def _dump(obj: object) -> str:
-    import json
+    from .jsonio import dumps
 
-    return json.dumps(obj, separators=(",", ":"))  # compact: the C encoder (indent is pure Python)
+    return dumps(obj)  # compact, as json.dumps(separators=(",", ":")), without importing json
 
 
 def _at_least(version: str, floor: str, command: str) -> None:
@@ -60,12 +60,12 @@ def _at_least(version: str, floor: str, command: str) -> None:
 def _version_info(data: bytes) -> str | None:
     """The VERSION answer, in the cniVersion asked for; None when stdin is not a usable config
     (run_cni then reports the decoding error)."""
-    import json
+    from .jsonio import loads
 
     version: object = SUPPORTED_VERSIONS[-1]
     if data.strip():
         try:
-            version = json.loads(data).get("cniVersion") or version
+            version = loads(data).get("cniVersion") or version  # type: ignore[attr-defined]
         except (ValueError, AttributeError, RecursionError):
             return None
     if not isinstance(version, str):
@@ -179,14 +179,17 @@ def main(
             stdout.write(info)
             return 0
 
-    from .calllog import CallLog
     from .errors import CniError, ErrorCode
     from .ports import Ports
 
     call = _Call(data)
     ports = ports or Ports()
-    watch = CallLog(ports.hook)
-    ports = ports.with_hook(watch.hook)
+    watch = None
+    if b"logFile" in data or b"\\u" in data:  # possibly a logFile (escapes: decode to know)
+        from .calllog import CallLog
+
+        watch = CallLog(ports.hook)
+        ports = ports.with_hook(watch.hook)
     notes: list[str] = []
     rc = 1
     try:
@@ -207,7 +210,7 @@ def main(
         )
         out = _dump(internal.to_json(call.error_version())) + "\n"
     stdout.write(out)
-    if call.obj is not None and "logFile" in call.obj:
+    if watch is not None and call.obj is not None and "logFile" in call.obj:
         watch.to_file(call.obj, environ, rc, out, notes, stderr)
     return rc
 

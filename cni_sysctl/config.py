@@ -12,10 +12,9 @@ allow explicitly. A key given twice by the same source is an error.
 
 from __future__ import annotations
 
-import json
-
 from . import MAX_STDIN, SUPPORTED_VERSIONS
 from .errors import ConfigError, DecodingError, UnsupportedFieldError, VersionError
+from .jsonio import dumps, loads
 from .request import text_problem, valid_id
 
 TYPE_CHECKING = False
@@ -137,7 +136,7 @@ def decode(data: bytes) -> dict[str, object]:
             f"network configuration on stdin larger than {MAX_STDIN >> 20} MiB", f"at most {MAX_STDIN} bytes"
         )
     try:
-        obj = json.loads(data, object_pairs_hook=_members)
+        obj = loads(data, object_pairs_hook=_members)
     except ValueError as exc:
         raise DecodingError("network configuration on stdin is not valid JSON", str(exc)) from None
     except RecursionError:
@@ -282,7 +281,7 @@ def parse_config(obj: dict[str, object], *, need_prev_result: bool = False) -> C
         for own in _OWN_FIELDS:
             if field != own and folded == own.lower():
                 raise UnsupportedFieldError(
-                    f"unsupported field {field!r}: {json.dumps(obj[field])[:80]}",
+                    f"unsupported field {field!r}: {dumps(obj[field])[:80]}",
                     f"did you mean {own!r}?",
                 )
 

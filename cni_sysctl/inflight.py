@@ -14,14 +14,15 @@ they describe), written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
-import json
 import os
+
+from .jsonio import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_DIR = "/run/cni-sysctl/inflight"
+DEFAULT_DIR = "/run/cni-sysctl/inflight"  # also ports.DEFAULT_DIR
 VERSION = 1
 
 
@@ -42,7 +43,7 @@ def save(path: str, record: dict[str, Any]) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, json.dumps({"version": VERSION, **record}, separators=(",", ":")).encode())
+        os.write(fd, dumps({"version": VERSION, **record}).encode())
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -64,7 +65,7 @@ def load(path: str) -> dict[str, Any] | None:
     finally:
         os.close(fd)
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except (ValueError, RecursionError):
         return {}
     return obj if isinstance(obj, dict) and obj.get("version") == VERSION else {}

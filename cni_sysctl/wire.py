@@ -149,10 +149,10 @@ def reply_frame(code: int, stdout: bytes, stderr: bytes) -> bytes:
 
 
 def error_reply(msg: str, details: str, code: int) -> bytes:
-    import json
+    from .jsonio import dumps
 
     obj = {"cniVersion": "1.1.0", "code": code, "msg": msg, "details": details}
-    out = json.dumps(obj, separators=(",", ":")) + "\n"
+    out = dumps(obj) + "\n"
     return reply_frame(1, out.encode(), f"cni-sysctl: error {code}: {msg}\n".encode())
 
 
