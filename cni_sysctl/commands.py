@@ -32,6 +32,17 @@ def _targets(req: Request, config: Config) -> tuple[list[str], dict[str, Expecte
     return ifnames, result.expected_state(prev, ifnames)
 
 
+def _policy_applies(config: Config) -> bool:
+    """Whether the policy has anything to judge. Without per-attachment values, without a
+    policy file named by the conflist and without one at the default path, every key is the
+    conflist's and trusted (policy.default_policy): the policy modules are not even loaded."""
+    import os
+
+    if not config.requested:
+        return False
+    return bool(config.untrusted) or config.policy_explicit or os.path.lexists(config.policy)
+
+
 def cmd_add(req: Request, config: Config, log: Log, ports: Ports) -> dict[str, object]:
     """Validate everything, then write inside the netns; returns prevResult unchanged."""
     from . import result
@@ -41,7 +52,7 @@ def cmd_add(req: Request, config: Config, log: Log, ports: Ports) -> dict[str, o
     assert config.prev_result is not None  # parse_config(need_prev_result=True)
     ifnames, expected = _targets(req, config)
     plan = build_plan(config, ifnames)
-    if config.requested:
+    if _policy_applies(config):
         from . import policy
 
         policy.enforce(config)

@@ -8,7 +8,7 @@ records.
 
 from __future__ import annotations
 
-from .inflight import DEFAULT_DIR
+DEFAULT_DIR = "/run/cni-sysctl/inflight"  # inflight.DEFAULT_DIR (not imported: DEL and VERSION need no more)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

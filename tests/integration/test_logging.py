@@ -67,6 +67,18 @@ def test_one_line_per_call(plugin: str, box: Box, log_dir: Path) -> None:
     assert os.stat(log).st_mode & 0o777 == 0o600
 
 
+def test_a_log_file_named_with_a_json_escape_is_written(plugin: str, box: Box, log_dir: Path) -> None:
+    """JSON lets a member name be spelled with escapes ("\\u006cogFile" is "logFile"): the call
+    is logged all the same (the plugin looks for the name in the decoded config)."""
+    log = log_dir / "escaped.log"
+    config = plugin_config("1.0.0", ["net.core.somaxconn=600"], box.prev_result(), logFile=str(log))
+    data = json.dumps(config).replace('"logFile"', '"\\u006cogFile"').encode()
+    assert b"logFile" not in data
+    out = exec_plugin(plugin, cni_env("ADD", box.path, container_id="ctr-esc"), data)
+    assert out.rc == 0, out
+    assert [r["container"] for r in lines(log)] == ["ctr-esc"]
+
+
 def test_levels(plugin: str, box: Box, log_dir: Path) -> None:
     for level in ("error", "verbose", "debug"):
         log = log_dir / f"{level}.log"
