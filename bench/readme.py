@@ -143,19 +143,23 @@ def _daemon_line(
         return "n/a" if row is None or row["not_measured"] else _num(row["cpu_p50_ms"], 2, " ms")
 
     size = results["header"]["method"]["burst"]
-    g, a = bursts.get("g"), bursts.get("a")
+    g, a, b = bursts.get("g"), bursts.get("a"), bursts.get("b")
     burst = "not measured"
     if g is not None and a is not None and not g["not_measured"]:
+        tuning = "" if b is None or b["not_measured"] else f" and {_num(b['add']['p50_ms'], 0, ' ms')} with tuning"
         burst = (
             f"{g['add']['ok']}/{size} succeed, p50 {_num(g['add']['p50_ms'], 0, ' ms')} against"
-            f" {_num(a['add']['p50_ms'], 0, ' ms')} for bridge alone, p99/p50 = {_x(g['add']['p99_over_p50'])}"
+            f" {_num(a['add']['p50_ms'], 0, ' ms')} for bridge alone{tuning}, p99/p50 = {_x(g['add']['p99_over_p50'])}"
         )
     memory = results.get("daemon_memory")
     grew = "not measured"
     if memory is not None and memory["pss_growth_mb"] is not None and memory["last"] is not None:
+        first = memory["first"]
         grew = (
-            f"its memory (PSS of the parent and its workers) grew {memory['pss_growth_mb']:+.2f} MB between"
-            f" the first 10 and {memory['last']['cycles']} ADD/DEL cycles"
+            f"its memory (PSS of the parent and its workers) was"
+            f" {'n/a' if first is None else _num(first['tree_pss_mb'], 1, ' MB')} after the first 10 ADD/DEL"
+            f" cycles and {_num(memory['last']['tree_pss_mb'], 1, ' MB')} after {memory['last']['cycles']}"
+            f" (growth {memory['pss_growth_mb']:+.2f} MB, target <= 5 MB)"
         )
     return _fill(
         f"Daemon mode (the Go shim forwarding to `cni-sysctl daemon`, issue 10): a no-bounce ADD adds"
@@ -262,14 +266,21 @@ def block(results: Results, json_name: str) -> str:
     light = ("sysctl VERSION", "sysctl DEL", "sysctl ADD, 3 keys, no bounce")
     heavy = sorted({m for name in light if name in imports for m in imports[name]["heavy"]})
     loaded = "no pyroute2 or PyYAML on those paths" if not heavy else f"yet {_series(heavy)} loaded on those paths"
+    pulled = {p["module"] for name in light if name in imports for p in imports[name]["pulled"]}
+    jsonio = (
+        ""
+        if "json" in pulled or not imports
+        else " JSON through CPython's `_json` accelerator without the `json` package, whose import (it"
+        " compiles regular expressions) is most of the no-op's import time (`jsonio`);"
+    )
     out.append(
         _fill(
             "How: the launcher runs `python -IS` with explicit import roots (no site, no entry-point"
             " scan); each command imports only what it uses (`python -X importtime`: VERSION"
             f" {import_ms('sysctl VERSION')} ms of imports, DEL {import_ms('sysctl DEL')}, no-bounce ADD"
             f" {import_ms('sysctl ADD, 3 keys, no bounce')}, against {import_ms('no-op ADD')} for the no-op's"
-            f" `json`); {loaded}; `setns` through the `_ctypes` C module instead of the ctypes package"
-            " (Python 3.11 has no `os.setns`); link state by ioctl through `_socket`.",
+            f" `json`); {loaded};{jsonio} `setns` through the `_ctypes` C module instead of the ctypes"
+            " package (Python 3.11 has no `os.setns`); link state by ioctl through `_socket`.",
             bullet=True,
         )
     )

@@ -85,6 +85,7 @@ CHAINS: tuple[Chain, ...] = (
         "(a) + tuning, 3 sysctls (IFNAME form)",
         {"type": "tuning", "sysctl": TUNING_SYSCTLS},
         written=THREE_WRITTEN,
+        burst=True,  # what a Go plugin's extra CPU does to a burst: the yardstick of (g)'s
     ),
     Chain(
         "c",

@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in ("fork", "thread", "pool"):
             path = str(tmp / model / "run" / "cni-sysctl.sock")
             if model == "pool":
+                (tmp / model).mkdir()
                 pool = Daemon(tmp / model)
                 pool.start()
             else:
