@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cni_sysctl import daemon, worker
@@ -50,46 +51,40 @@ def _listen(path: str) -> socket.socket:
     return sock
 
 
-def fork_server(path: str) -> int:
-    """A child process that forks a handler per connection; its pid."""
+def _server(path: str, dispatch: Callable[[socket.socket, int], None]) -> int:
+    """A child process that preloads what an ADD needs, listens on `path` and hands every
+    connection to `dispatch(conn, log_fd)`; its pid."""
     pid = os.fork()
     if pid:
         return pid
     try:
         daemon._preload()
         listener = _listen(path)
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by the kernel
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked handlers reaped by the kernel
         log = os.open(os.devnull, os.O_WRONLY)
         while True:
             conn, _ = listener.accept()
-            if os.fork() == 0:
-                listener.close()
-                worker.handle(conn, log)
-                os._exit(0)
-            conn.close()
+            dispatch(conn, log)
     finally:
         os._exit(1)
 
 
-def thread_server(path: str) -> int:
-    """A child process that starts a thread per connection; its pid."""
-    pid = os.fork()
-    if pid:
-        return pid
-    try:
-        daemon._preload()
-        listener = _listen(path)
-        log = os.open(os.devnull, os.O_WRONLY)
+def _fork_per_request(conn: socket.socket, log: int) -> None:
+    if os.fork() == 0:
+        worker.handle(conn, log)
+        os._exit(0)
+    conn.close()
 
-        def serve(conn: socket.socket) -> None:
-            with conn:
-                worker.handle(conn, log)
 
-        while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-    finally:
-        os._exit(1)
+def _thread_per_request(conn: socket.socket, log: int) -> None:
+    def serve() -> None:
+        with conn:
+            worker.handle(conn, log)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+SERVERS = {"fork": _fork_per_request, "thread": _thread_per_request}
 
 
 def wait_ready(path: str) -> None:
@@ -162,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 pool = Daemon(tmp / model)
                 pool.start()
             else:
-                pids.append((fork_server if model == "fork" else thread_server)(path))
+                pids.append(_server(path, SERVERS[model]))
                 wait_ready(path)
             shim = install_plugin(tmp / f"bin-{model}", "daemon", path)
             figures = []

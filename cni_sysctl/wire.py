@@ -156,10 +156,12 @@ def error_reply(msg: str, details: str, code: int) -> bytes:
     return reply_frame(1, out.encode(), f"cni-sysctl: error {code}: {msg}\n".encode())
 
 
-def request_frame(environ: dict[str, str], stdin: bytes) -> bytes:
-    """A request without netns descriptors (the readiness check's)."""
+def request_frame(environ: dict[str, str], stdin: bytes, flags: int = 0) -> bytes:
+    """A request (the readiness check's: no netns descriptors; `flags` announce the descriptors
+    the caller sends with it)."""
     env = b"".join(os.fsencode(f"{k}={v}") + b"\0" for k, v in environ.items())
-    head = HEADER.pack(REQUEST_MAGIC, 0, NETNS_NOT_ATTEMPTED, 0, len(env))
+    status = NETNS_OPENED if flags & FLAG_CONTAINER_NETNS else NETNS_NOT_ATTEMPTED
+    head = HEADER.pack(REQUEST_MAGIC, flags, status, 0, len(env))
     return head + env + struct.pack(">I", len(stdin)) + stdin
 
 

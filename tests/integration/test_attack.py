@@ -27,7 +27,7 @@ import pytest
 
 from cni_sysctl import inflight
 from cni_sysctl.ports import Ports
-from cni_sysctl.wire import HEADER, parse_reply, request_frame
+from cni_sysctl.wire import parse_reply, request_frame
 from tests import netlab
 from tests.netlab import Box, Daemon, call_plugin, cni_env, exec_plugin, install_plugin, plugin_config, unique
 
@@ -37,29 +37,8 @@ KEYS = ["ipv4.conf.rp_filter=2", "net.core.somaxconn=512"]
 
 
 @pytest.fixture
-def own_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon of this test's, killed by its pid at the end."""
-    (tmp_path / "d").mkdir()
-    daemon = Daemon(tmp_path / "d")
-    try:
-        yield daemon
-    finally:
-        daemon.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def shim(tmp_path: Path, own_daemon: Daemon) -> str:
-    return install_plugin(tmp_path / "bin", "daemon", own_daemon.socket)
-
-
-@pytest.fixture
 def direct(tmp_path: Path) -> str:
     return install_plugin(tmp_path / "direct")
-
-
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
 
 
 @pytest.fixture
@@ -379,9 +358,8 @@ def test_frames_with_unannounced_descriptors_are_refused(own_daemon: Daemon, box
     """A peer that passes more descriptors than its flags announce (the container netns among
     them) gets error 6, and nothing is written in any netns."""
     own_daemon.start()
-    env = b"".join(f"{k}={v}\0".encode() for k, v in cni_env("ADD", box.path).items())
     stdin = json.dumps(plugin_config("1.0.0", ["net.core.somaxconn=777"], box.prev_result())).encode()
-    frame = HEADER.pack(b"CSQ1", flags, 0, 0, len(env)) + env + struct.pack(">I", len(stdin)) + stdin
+    frame = request_frame(cni_env("ADD", box.path), stdin, flags)
     host = os.open("/proc/self/ns/net", os.O_RDONLY)
     container = os.open(box.path, os.O_RDONLY)
     host_before = Path("/proc/sys/net/core/somaxconn").read_text()
@@ -403,9 +381,8 @@ def test_a_peer_that_swaps_the_two_netns_cannot_reach_the_host(own_daemon: Daemo
     """A (root) peer that announces the container netns as its own and the host's as the
     container's: the daemon still refuses its own netns, and the host is left alone."""
     own_daemon.start()
-    env = b"".join(f"{k}={v}\0".encode() for k, v in cni_env("ADD", "/proc/self/ns/net").items())
     stdin = json.dumps(plugin_config("1.0.0", ["net.core.somaxconn=778"], box.prev_result())).encode()
-    frame = HEADER.pack(b"CSQ1", 3, 0, 0, len(env)) + env + struct.pack(">I", len(stdin)) + stdin
+    frame = request_frame(cni_env("ADD", "/proc/self/ns/net"), stdin, 3)
     host = os.open("/proc/self/ns/net", os.O_RDONLY)
     container = os.open(box.path, os.O_RDONLY)
     host_before = Path("/proc/sys/net/core/somaxconn").read_text()

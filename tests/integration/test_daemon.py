@@ -15,7 +15,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,28 +28,6 @@ from tests.netlab import Box, Daemon, Outcome, cni_env, diff, dump, exec_plugin,
 pytestmark = pytest.mark.root
 
 KEYS = ["ipv4.conf.rp_filter=2", "ipv6.conf.accept_ra=0", "net.core.somaxconn=512"]
-
-
-@pytest.fixture
-def own_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon of this test's (the session's one must not be killed)."""
-    daemon = Daemon(tmp_path / "d")
-    (tmp_path / "d").mkdir()
-    try:
-        yield daemon
-    finally:
-        daemon.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def shim(tmp_path: Path, own_daemon: Daemon) -> str:
-    """The shim, installed to forward to `own_daemon`'s socket (running or not)."""
-    return install_plugin(tmp_path / "bin", "daemon", own_daemon.socket)
-
-
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
 
 
 def add(shim: str, box: Box, keys: list[str] = KEYS, cid: str = "ctr-d") -> Outcome:

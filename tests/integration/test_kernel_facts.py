@@ -71,11 +71,6 @@ def other(number: int) -> str:
     return str(1 - number if number in (0, 1) else number + 1)
 
 
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
-
-
 def test_companions_cover_every_value_a_write_changes(box: Box) -> None:
     """Write each setting (devices all, default, eth0, lo, and netns-wide) and look at the
     whole tree: whatever else changed must be one of params.companions()."""

@@ -35,11 +35,6 @@ def log_dir() -> Iterator[Path]:
                 parent.rmdir()  # only if the tests left it empty
 
 
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
-
-
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -25,11 +25,6 @@ pytestmark = pytest.mark.root
 KEYS = ["ipv4.conf.rp_filter=2", "net.ipv4.conf.IFNAME.arp_ignore=1", "net.ipv4.tcp_keepalive_time=600"]
 
 
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
-
-
 @pytest.mark.parametrize("version", VERSIONS)
 def test_add_check_del_every_version(plugin: str, box: Box, version: str) -> None:
     prev = box.prev_result(version)

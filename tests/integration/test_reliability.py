@@ -33,11 +33,6 @@ from tests.netlab import Box, Outcome, call_plugin, cni_env, diff, dump, exec_pl
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture
-def box(make_netns: Callable[[str], str]) -> Box:
-    return Box(make_netns)
-
-
 def add(box: Box, keys: list[str], records: Path, container_id: str = "ctr-rel", **extra: object) -> Outcome:
     config = plugin_config("1.0.0", keys, box.prev_result(), **extra)
     return call_plugin(cni_env("ADD", box.path, container_id=container_id), config, Ports(inflight_dir=str(records)))
