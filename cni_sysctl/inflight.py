@@ -22,7 +22,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_DIR = "/run/cni-sysctl/inflight"  # also ports.DEFAULT_DIR
 VERSION = 1
 
 

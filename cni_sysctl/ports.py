@@ -8,7 +8,7 @@ records.
 
 from __future__ import annotations
 
-DEFAULT_DIR = "/run/cni-sysctl/inflight"  # inflight.DEFAULT_DIR (not imported: DEL and VERSION need no more)
+DEFAULT_DIR = "/run/cni-sysctl/inflight"  # the in-flight records and locks (inflight.py)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

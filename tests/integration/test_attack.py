@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from cni_sysctl import inflight
-from cni_sysctl.ports import Ports
+from cni_sysctl.ports import DEFAULT_DIR, Ports
 from cni_sysctl.wire import parse_reply, request_frame
 from tests import netlab
 from tests.netlab import Box, Daemon, call_plugin, cni_env, exec_plugin, install_plugin, plugin_config, unique
@@ -49,7 +49,7 @@ def cid() -> Iterator[str]:
     try:
         yield container_id
     finally:
-        inflight.Lock(inflight.path_for(inflight.DEFAULT_DIR, container_id, "eth0")).discard()
+        inflight.Lock(inflight.path_for(DEFAULT_DIR, container_id, "eth0")).discard()
 
 
 def _link_exists(ns: str, ifname: str) -> bool:

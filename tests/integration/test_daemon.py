@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from cni_sysctl import inflight
+from cni_sysctl.ports import DEFAULT_DIR
 from tests import netlab
 from tests.conftest import REPORT
 from tests.netlab import Box, Daemon, Outcome, cni_env, diff, dump, exec_plugin, install_plugin, plugin_config
@@ -114,7 +115,7 @@ def test_sigterm_drains_the_call_in_flight(shim: str, own_daemon: Daemon, box: B
     config = plugin_config("1.0.0", ["ipv6.conf.mtu=1400", *KEYS], box.prev_result())  # waits for readiness
     cid = netlab.unique("ctr-drain")
     proc = started(shim, cni_env("ADD", box.path, container_id=cid), config)
-    record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
+    record = inflight.path_for(DEFAULT_DIR, cid, "eth0")
     netlab.wait_until("the call is in its transaction", lambda: os.path.exists(record), 10, 0.001)
     assert own_daemon.stop(signal.SIGTERM) == 0
     out, _ = proc.communicate(timeout=30)
@@ -137,7 +138,7 @@ def test_a_daemon_killed_in_the_middle_of_a_bounce(shim: str, own_daemon: Daemon
     caught = 0
     for i in range(1, 40):
         cid = f"{run}-{i}"
-        record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
+        record = inflight.path_for(DEFAULT_DIR, cid, "eth0")
         config = plugin_config("1.0.0", KEYS, box.prev_result())
         proc = started(shim, cni_env("ADD", box.path, container_id=cid), config)
         while not os.path.exists(record) and proc.poll() is None:
@@ -169,7 +170,7 @@ def test_a_runtime_that_kills_the_shim_gets_its_call_rolled_back(shim: str, own_
     own_daemon.start()
     before = dump(box.ns)
     cid = netlab.unique("ctr-shimkill")
-    record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
+    record = inflight.path_for(DEFAULT_DIR, cid, "eth0")
     config = plugin_config("1.0.0", ["ipv6.conf.mtu=1400", *KEYS], box.prev_result())  # waits for readiness
     proc = started(shim, cni_env("ADD", box.path, container_id=cid), config)
     netlab.wait_until("the call is in its transaction", lambda: os.path.exists(record), 10, 0.001)

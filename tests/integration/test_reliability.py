@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cni_sysctl import inflight, params
-from cni_sysctl.ports import Ports
+from cni_sysctl.ports import DEFAULT_DIR, Ports
 from tests import netlab
 from tests.conftest import REPORT
 from tests.netlab import Box, Outcome, call_plugin, cni_env, diff, dump, exec_plugin, plugin_config, read_sysctl
@@ -245,7 +245,7 @@ def test_kill_at_a_random_point_then_one_retry(plugin: str, box: Box) -> None:
     runs, mid_bounce, damaged, repaired, window = 70, 0, 0, 0, 0.0
     for i in range(runs):
         cid = f"{run}-{i + 1}"
-        record = inflight.path_for(inflight.DEFAULT_DIR, cid, "eth0")
+        record = inflight.path_for(DEFAULT_DIR, cid, "eth0")
         env = cni_env("ADD", box.path, container_id=cid)
         proc = subprocess.Popen([plugin], env=env, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip

@@ -358,10 +358,3 @@ def test_explain_shows_overrides_and_bad_usage(tmp_path) -> None:  # type: ignor
     code, _, err = run({}, b"", ["explain", "--args", "{oops"])
     assert code == 1
     assert "--args: not valid JSON" in err
-
-
-def test_ports_and_inflight_agree_on_the_record_directory() -> None:
-    """ports keeps its own copy of the default (importing inflight would cost DEL and VERSION)."""
-    from cni_sysctl import inflight, ports
-
-    assert ports.DEFAULT_DIR == inflight.DEFAULT_DIR
